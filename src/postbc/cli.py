@@ -1,0 +1,59 @@
+"""`postbc` command line: one subcommand per typed config dataclass.
+
+Only the chosen subcommand's module is imported, so `postbc --help` and light commands start
+fast; each module provides a config dataclass (its fields are the flags) and a `run(cfg)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from postbc.errors import PostBCError
+
+# name -> (module, config class, summary)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "theory": ("postbc.theory.command", "TheoryConfig", "Run the tabular theory experiments (paper section 2)."),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: postbc COMMAND [--help] [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
+    lines += ["", "Run `postbc COMMAND --help` for the options of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command '{name}'; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, config_name, summary = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_name)
+    try:
+        cfg = tyro.cli(config_cls, args=rest, prog=f"postbc {name}", description=summary)
+    except (ValueError, PostBCError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        module.run(cfg)
+    except PostBCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; everything written so far is kept and the run can be resumed", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tasks behind one registry: toy, robosuite, Meta-World; wrappers for chunking and vectorizing."""

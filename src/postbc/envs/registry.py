@@ -1,0 +1,82 @@
+"""The task registry: one name per task, the env it builds, and what its data must look like.
+
+Every registered env follows the gymnasium API (`reset(seed=)`, 5-tuple `step`) with
+- observations: a dict of low-dim arrays, keys `spec.obs_keys` (flattened in that order by
+  `flatten_obs` for policies and RL),
+- actions: a Box in [-1, 1]^act_dim,
+- reward 1.0 on the step the task is solved, else 0.0; `info["success"]` on every step;
+  `terminated` once solved, `truncated` at `spec.horizon`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from postbc.errors import PostBCError
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    family: str  # "toy" | "robosuite" | "metaworld"
+    obs_keys: tuple[str, ...]
+    obs_dims: tuple[int, ...]
+    act_dim: int
+    horizon: int
+    make: Callable[..., Any]  # make(seed: int | None = None, **kwargs) -> gymnasium.Env
+    env_args: Mapping[str, Any]  # robomimic-style {"env_name", "type", "env_kwargs"} written into datasets
+    description: str = ""
+
+    @property
+    def obs_dim(self) -> int:
+        return int(sum(self.obs_dims))
+
+
+_TASKS: dict[str, TaskSpec] = {}
+_LOADERS: list[Callable[[], None]] = []
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    _TASKS[spec.name] = spec
+    return spec
+
+
+def register_loader(loader: Callable[[], None]) -> None:
+    """A function that registers a family of tasks when first needed (keeps imports of simulators lazy)."""
+    _LOADERS.append(loader)
+
+
+def _load_all() -> None:
+    while _LOADERS:
+        _LOADERS.pop(0)()
+
+
+def task_names() -> list[str]:
+    _load_all()
+    return sorted(_TASKS)
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in _TASKS:
+        _load_all()
+    if name not in _TASKS:
+        raise PostBCError(f"unknown task '{name}'; known tasks: {', '.join(task_names())}")
+    return _TASKS[name]
+
+
+def make_env(name: str, seed: int | None = None, **kwargs: Any):
+    return get_task(name).make(seed=seed, **kwargs)
+
+
+def flatten_obs(obs: Mapping[str, np.ndarray], keys: tuple[str, ...]) -> np.ndarray:
+    """Concatenate the named obs parts along the last axis, in the given order, as float32.
+
+    Works for one observation (parts of shape (d,)) and for a batch (parts of shape (B, d)).
+    """
+    missing = [k for k in keys if k not in obs]
+    if missing:
+        raise PostBCError(f"observation lacks key(s) {missing}; it has {sorted(obs)}")
+    return np.concatenate([np.atleast_1d(np.asarray(obs[k], dtype=np.float32)) for k in keys], axis=-1)

@@ -1,0 +1,1 @@
+"""Files the project writes: atomic writes, checkpoints, run directories and metrics."""
