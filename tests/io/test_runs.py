@@ -1,0 +1,48 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from postbc.errors import PostBCError
+from postbc.io.config import from_jsonable, require_choice, to_jsonable
+from postbc.io.runs import MetricsLogger, prepare_run_dir, read_metrics
+
+
+@dataclasses.dataclass
+class Cfg:
+    out: Path = Path("x")
+    lr: float = 1e-3
+    sizes: tuple[int, ...] = (1, 2)
+
+
+def test_config_json_round_trip():
+    cfg = Cfg(out=Path("/tmp/a"), lr=0.5, sizes=(3,))
+    assert from_jsonable(Cfg, to_jsonable(cfg)) == cfg
+    with pytest.raises(ValueError, match="has no field"):
+        from_jsonable(Cfg, {"nope": 1})
+
+
+def test_require_choice_lists_allowed_values():
+    with pytest.raises(ValueError, match="method='x' is not allowed; choose one of 'bc', 'postbc'"):
+        require_choice("method", "x", ["bc", "postbc"])
+
+
+def test_run_dir_resumes_same_config_and_refuses_another(tmp_path):
+    assert prepare_run_dir(tmp_path / "run", Cfg(), command="c") is False
+    assert prepare_run_dir(tmp_path / "run", Cfg(), command="c") is True
+    with pytest.raises(PostBCError, match="differs in: lr"):
+        prepare_run_dir(tmp_path / "run", Cfg(lr=1.0), command="c")
+
+
+def test_metrics_resume_drops_rows_past_checkpoint(tmp_path):
+    log = MetricsLogger(tmp_path, tensorboard=False)
+    for step in range(5):
+        log.log({"step": step, "loss": 1.0 / (step + 1)})
+    log.close()
+    resumed = MetricsLogger(tmp_path, resume_step=2, tensorboard=False)
+    resumed.log({"step": 3, "loss": 9.0})
+    rows = read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == ["0", "1", "2", "3"]
+    assert rows[-1]["loss"] == "9"
+    with pytest.raises(ValueError, match="were not in the first row"):
+        resumed.log({"step": 4, "new": 1})
