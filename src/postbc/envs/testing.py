@@ -1,0 +1,109 @@
+"""A tiny env with known dynamics and injectable faults, for testing wrappers, vector envs and evaluation.
+
+Not registered: tests build a `TaskSpec` with `fake_task_spec(...)` and pass it where a task
+name is accepted. Its `make` is a `functools.partial` of a module-level function, so it can be
+sent to worker processes.
+
+Dynamics: a point on a line, `pos += 0.25 * action`, goal drawn from the reset seed in
+[-1, 1], start at 0; solved when |pos - goal| < 0.1. Obs keys `pos` (1,) and `goal` (1,).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import gymnasium as gym
+import numpy as np
+
+from postbc.envs.registry import TaskSpec
+
+
+class FakeCrash(RuntimeError):
+    """Raised by the fake env to imitate an unstable simulation."""
+
+
+class FakeLineEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, horizon: int = 20, crash_prob: float = 0.0, crash_step: int = 3, die_prob: float = 0.0,
+                 reset_crash: bool = False):
+        self.horizon = horizon
+        self.crash_prob = crash_prob  # per episode: raise FakeCrash at `crash_step`
+        self.crash_step = crash_step
+        self.die_prob = die_prob  # per episode: kill the process at `crash_step` (only use in worker processes)
+        self.reset_crash = reset_crash
+        self.observation_space = gym.spaces.Dict(
+            {k: gym.spaces.Box(-np.inf, np.inf, (1,), np.float32) for k in ("pos", "goal")}
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self._rng = np.random.default_rng()
+        self.resets = 0
+
+    def _obs(self):
+        return {"pos": np.array([self.pos], np.float32), "goal": np.array([self.goal], np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        if self.reset_crash:
+            raise FakeCrash("reset failed")
+        self.resets += 1
+        self.goal = float(self._rng.uniform(-1, 1))
+        self.pos = 0.0
+        self.t = 0
+        self._crash = self._rng.random() < self.crash_prob
+        self._die = self._rng.random() < self.die_prob
+        return self._obs(), {"success": False}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == self.crash_step and self._crash:
+            raise FakeCrash(f"simulation unstable at step {self.t}")
+        if self.t == self.crash_step and self._die:
+            os._exit(3)
+        self.pos += 0.25 * float(np.clip(np.asarray(action).reshape(-1)[0], -1, 1))
+        success = abs(self.pos - self.goal) < 0.1
+        return self._obs(), float(success), success, (not success) and self.t >= self.horizon, {"success": success}
+
+
+def make_fake_env(seed: int | None = None, **kwargs) -> FakeLineEnv:
+    env = FakeLineEnv(**kwargs)
+    if seed is not None:
+        env.reset(seed=seed)
+    return env
+
+
+def fake_task_spec(name: str = "fake", horizon: int = 20, **kwargs) -> TaskSpec:
+    return TaskSpec(
+        name=name,
+        family="fake",
+        obs_keys=("pos", "goal"),
+        obs_dims=(1, 1),
+        act_dim=1,
+        horizon=horizon,
+        make=functools.partial(make_fake_env, horizon=horizon, **kwargs),
+        env_args={"env_name": name, "type": "fake", "env_kwargs": {"task": name}},
+        description="point on a line moving to a goal (tests only)",
+    )
+
+
+class GreedyLinePolicy:
+    """Moves toward the goal, with Gaussian noise of scale `noise_std` taken from the `noise` argument.
+
+    Follows the policy interface evaluation uses: `chunk`, `act(obs_flat, noise=None)`.
+    """
+
+    def __init__(self, chunk: int = 1, noise_std: float = 0.0, gain: float = 4.0):
+        self.chunk = chunk
+        self.act_dim = 1
+        self.noise_std = noise_std
+        self.gain = gain
+
+    def act(self, obs_flat: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        obs_flat = np.asarray(obs_flat, np.float32)
+        a = np.clip(self.gain * (obs_flat[:, 1:2] - obs_flat[:, 0:1]), -1, 1)
+        out = np.repeat(a[:, None, :], self.chunk, axis=1)
+        if noise is not None:
+            out = out + self.noise_std * np.asarray(noise)
+        return np.clip(out, -1, 1).astype(np.float32)

@@ -1,0 +1,186 @@
+"""Roll out a policy for a fixed number of episodes and report its success rate.
+
+Exactly episodes 0..N-1 count (numbered as in `postbc.envs.vector`), never "the first N to
+finish", which would over-count short (successful) episodes. Episode k starts from
+`episode_seed(seed, k)`; when the policy's `act` takes a `noise` argument (diffusion policies
+do), its noise for episode k is drawn from a generator seeded by (seed, k) as well. So the
+same seed gives the same episodes for any `num_envs` and backend (up to floating-point
+differences of batched network evaluation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+from postbc.envs.registry import TaskSpec, flatten_obs
+from postbc.envs.vector import VectorEnv, episode_seed, resolve_task
+from postbc.errors import PostBCError
+from postbc.stats import wilson_interval
+from postbc.utils import progress
+
+POLICY_NOISE_STREAM = 1
+
+
+class ChunkPolicy(Protocol):
+    chunk: int
+
+    def act(self, obs_flat: np.ndarray) -> np.ndarray:  # (B, obs_dim) -> (B, chunk, act_dim)
+        ...
+
+
+@dataclasses.dataclass
+class EvalResult:
+    task: str
+    episodes: int
+    successes: int
+    success_rate: float
+    ci_low: float  # Wilson 95% interval of the success rate
+    ci_high: float
+    mean_length: float  # env steps per episode (successful episodes end at success)
+    env_steps: int  # all env steps taken, including those of episodes past N that were cut off
+    env_time_s: float  # wall time inside env reset/step calls
+    policy_time_s: float  # wall time inside policy.act
+    wall_time_s: float
+    crashed_episodes: int  # episodes ended by a simulator error (counted as failures)
+    seed: int
+    num_envs: int
+    episode_success: list[bool] = dataclasses.field(repr=False)
+    episode_length: list[int] = dataclasses.field(repr=False)
+    errors: list[str] = dataclasses.field(default_factory=list, repr=False)
+
+    @property
+    def policy_overhead(self) -> float:
+        """Policy time as a fraction of env time."""
+        return self.policy_time_s / self.env_time_s if self.env_time_s > 0 else float("nan")
+
+    @property
+    def env_steps_per_s(self) -> float:
+        return self.env_steps / self.env_time_s if self.env_time_s > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(policy_overhead=self.policy_overhead, env_steps_per_s=self.env_steps_per_s)
+        return d
+
+    def summary(self) -> str:
+        return (
+            f"{self.task}: success {self.success_rate:.1%} [{self.ci_low:.1%}, {self.ci_high:.1%}] "
+            f"over {self.episodes} episodes, mean length {self.mean_length:.1f}, "
+            f"{self.env_steps_per_s:.0f} env steps/s, policy overhead {self.policy_overhead:.1%} of env time"
+            + (f", {self.crashed_episodes} crashed" if self.crashed_episodes else "")
+        )
+
+
+def _takes_noise(policy: Any) -> bool:
+    try:
+        return "noise" in inspect.signature(policy.act).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def evaluate(
+    policy: ChunkPolicy,
+    task: str | TaskSpec,
+    episodes: int = 200,
+    seed: int = 0,
+    num_envs: int = 1,
+    *,
+    backend: str = "auto",
+    obs_keys: tuple[str, ...] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+) -> EvalResult:
+    """Success rate of `policy` on `task` over `episodes` episodes (see module docstring).
+
+    `obs_keys`: order in which the policy reads the observation (default: the policy's
+    `obs_keys` attribute if it has one, else the task's).
+    """
+    if episodes < 1:
+        raise PostBCError(f"episodes={episodes} must be >= 1")
+    spec = resolve_task(task)
+    keys = tuple(obs_keys or getattr(policy, "obs_keys", None) or spec.obs_keys)
+    chunk = int(getattr(policy, "chunk", 1))
+    act_dim = int(getattr(policy, "act_dim", spec.act_dim))
+    if act_dim != spec.act_dim:
+        raise PostBCError(f"policy acts in {act_dim} dimensions, task '{spec.name}' takes {spec.act_dim}")
+    use_noise = _takes_noise(policy)
+    num_envs = max(1, min(num_envs, episodes))
+
+    success: dict[int, bool] = {}
+    length: dict[int, int] = {}
+    errors: list[str] = []
+    env_steps = 0
+    env_time = policy_time = 0.0
+    t_start = time.perf_counter()
+    with VectorEnv(spec, num_envs, seed=seed, chunk=chunk, backend=backend, env_kwargs=env_kwargs) as vec:
+        t0 = time.perf_counter()
+        obs = vec.reset()
+        env_time += time.perf_counter() - t0
+        rngs = [np.random.default_rng(episode_seed(seed, k, POLICY_NOISE_STREAM)) for k in vec.episode_index]
+        bar = progress(range(episodes), desc=f"eval {spec.name}", quiet=quiet)
+        bar_iter = iter(bar)
+        while len(success) < episodes:
+            t0 = time.perf_counter()
+            flat = flatten_obs(obs, keys)
+            if use_noise:
+                noise = np.stack([r.standard_normal((chunk, spec.act_dim)).astype(np.float32) for r in rngs])
+                actions = policy.act(flat, noise=noise)
+            else:
+                actions = policy.act(flat)
+            actions = _as_numpy(actions)
+            policy_time += time.perf_counter() - t0
+            if actions.shape[0] != num_envs or actions.shape[-1] != spec.act_dim:
+                raise PostBCError(
+                    f"policy returned actions of shape {actions.shape}; expected ({num_envs}, {chunk}, {spec.act_dim})"
+                )
+            t0 = time.perf_counter()
+            obs, _, _, _, infos = vec.step(actions.reshape(num_envs, -1, spec.act_dim))
+            env_time += time.perf_counter() - t0
+            for i, info in enumerate(infos):
+                env_steps += int(info.get("env_steps", 1))
+                ep = info.get("episode")
+                if ep is None:
+                    continue
+                rngs[i] = np.random.default_rng(episode_seed(seed, int(vec.episode_index[i]), POLICY_NOISE_STREAM))
+                if ep["index"] < episodes:
+                    success[ep["index"]] = bool(ep["success"])
+                    length[ep["index"]] = int(ep["length"])
+                    if ep["error"]:
+                        errors.append(f"episode {ep['index']}: {ep['error']}")
+                    next(bar_iter, None)
+        getattr(bar, "close", lambda: None)()
+    wall = time.perf_counter() - t_start
+
+    ks = range(episodes)
+    n_success = sum(success[k] for k in ks)
+    low, high = wilson_interval(n_success, episodes)
+    return EvalResult(
+        task=spec.name,
+        episodes=episodes,
+        successes=n_success,
+        success_rate=n_success / episodes,
+        ci_low=low,
+        ci_high=high,
+        mean_length=float(np.mean([length[k] for k in ks])),
+        env_steps=env_steps,
+        env_time_s=env_time,
+        policy_time_s=policy_time,
+        wall_time_s=wall,
+        crashed_episodes=len(errors),
+        seed=seed,
+        num_envs=num_envs,
+        episode_success=[success[k] for k in ks],
+        episode_length=[length[k] for k in ks],
+        errors=errors,
+    )
+
+
+def _as_numpy(actions: Any) -> np.ndarray:
+    if hasattr(actions, "detach"):
+        actions = actions.detach().cpu().numpy()
+    return np.asarray(actions, dtype=np.float32)
