@@ -1,0 +1,80 @@
+"""Confidence intervals for Monte-Carlo estimates, and a log-log slope fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A Monte-Carlo estimate with a two-sided confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
+
+
+def _check_confidence(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    return confidence
+
+
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + _check_confidence(confidence) / 2))
+
+
+def wilson(successes: int, trials: int, confidence: float = 0.95) -> Estimate:
+    """Wilson score interval for a proportion: honest near 0 and 1, unlike the normal interval."""
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")
+    z = _z(confidence)
+    p = successes / trials
+    center = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    # The closed-form ends are exactly 0 and 1 in these cases; rounding would leave ~1e-19.
+    low = 0.0 if successes == 0 else center - half
+    high = 1.0 if successes == trials else center + half
+    return Estimate(p, low, high)
+
+
+def proportion(flags: np.ndarray, confidence: float = 0.95) -> Estimate:
+    flags = np.asarray(flags, dtype=bool).ravel()
+    return wilson(int(flags.sum()), flags.size, confidence)
+
+
+def mean(samples: np.ndarray, confidence: float = 0.95) -> Estimate:
+    """Student-t interval for the mean of i.i.d. samples."""
+    samples = np.asarray(samples, dtype=float).ravel()
+    if samples.size < 2:
+        raise ValueError(f"need at least 2 samples for a confidence interval, got {samples.size}")
+    t = stats.t.ppf(0.5 + _check_confidence(confidence) / 2, samples.size - 1)
+    center = float(samples.mean())
+    half = float(t * samples.std(ddof=1) / math.sqrt(samples.size))
+    return Estimate(center, center - half, center + half)
+
+
+@dataclasses.dataclass(frozen=True)
+class SlopeFit:
+    slope: Estimate
+    intercept: float
+
+
+def loglog_slope(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> SlopeFit:
+    """Least-squares fit of log y = slope * log x + intercept, with a t interval on the slope."""
+    x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    if x.size < 3 or not np.all(np.isfinite(x)) or not np.all(np.isfinite(y)):
+        raise ValueError("need at least 3 points with positive x and y for a log-log fit")
+    fit = stats.linregress(x, y)
+    half = float(stats.t.ppf(0.5 + _check_confidence(confidence) / 2, x.size - 2) * fit.stderr)
+    return SlopeFit(Estimate(float(fit.slope), fit.slope - half, fit.slope + half), float(fit.intercept))
