@@ -14,6 +14,8 @@ from postbc.errors import PostBCError
 # name -> (module, config class, summary)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "theory": ("postbc.theory.command", "TheoryConfig", "Run the tabular theory experiments (paper section 2)."),
+    "finetune": ("postbc.finetune.command", "FinetuneConfig", "Finetune a pretrained policy with DSRL-SAC, DSRL-NA, DPPO or Best-of-N."),
+    "best-of-n-fit": ("postbc.finetune.best_of_n_fit", "BestOfNFitConfig", "Fit the Best-of-N IQL critic on labelled rollouts (no simulator)."),
 }
 
 

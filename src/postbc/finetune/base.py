@@ -1,0 +1,63 @@
+"""The pretrained policy as finetuning sees it: loading, task checks, and w -> action chunk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from postbc.envs.registry import TaskSpec
+from postbc.errors import PostBCError
+
+
+def load_base_policy(run_dir: Path, spec: TaskSpec):
+    """`PretrainedPolicy.load(run_dir)`, refused when its obs / action sizes do not fit `spec`."""
+    from postbc.policies.pretrained import PretrainedPolicy
+
+    policy = PretrainedPolicy.load(Path(run_dir))
+    check_policy_task(policy, spec, str(run_dir))
+    return policy
+
+
+def check_policy_task(policy: Any, spec: TaskSpec, source: str) -> None:
+    if hasattr(policy, "check_task"):
+        policy.check_task(spec)
+    for what, mine, theirs in (("obs dim", policy.obs_dim, spec.obs_dim), ("action dim", policy.act_dim, spec.act_dim)):
+        if int(mine) != int(theirs):
+            raise PostBCError(f"checkpoint {source} has {what} {mine}, task '{spec.name}' has {what} {theirs}; "
+                              "finetune on the task the policy was pretrained for")
+
+
+def check_chunk(expected: int, got: int, what: str, source: str) -> None:
+    if int(expected) != int(got):
+        raise PostBCError(f"{what} {source} uses action chunks of {got}, the pretrained policy predicts chunks of "
+                          f"{expected}; use the matching checkpoint")
+
+
+def base_actions(policy: Any, obs: np.ndarray | torch.Tensor, noise: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Deterministic chunk (B, chunk, act_dim) of the frozen policy from noise (B, chunk*act_dim) or (B, chunk, act_dim)."""
+    obs_np = obs.detach().cpu().numpy() if isinstance(obs, torch.Tensor) else np.asarray(obs, np.float32)
+    noise_np = noise.detach().cpu().numpy() if isinstance(noise, torch.Tensor) else np.asarray(noise, np.float32)
+    noise_np = noise_np.reshape(len(obs_np), policy.chunk, policy.act_dim).astype(np.float32)
+    with torch.no_grad():
+        out = policy.act(obs_np, noise=noise_np)
+    out = out.detach() if isinstance(out, torch.Tensor) else torch.as_tensor(np.asarray(out))
+    return out.to(torch.float32).reshape(len(obs_np), policy.chunk, policy.act_dim)
+
+
+class SteeredPolicy:
+    """A frozen base policy driven by a noise actor: the object `postbc.evaluation.evaluate` runs.
+
+    `act(obs_flat)` -> (B, chunk, act_dim) = base(obs, w) with w = `noise_fn(obs)` (B, chunk*act_dim).
+    """
+
+    def __init__(self, base: Any, noise_fn):
+        self.base, self.noise_fn = base, noise_fn
+        self.chunk, self.act_dim = base.chunk, base.act_dim
+        self.obs_keys = getattr(base, "obs_keys", None)
+
+    def act(self, obs_flat: np.ndarray) -> np.ndarray:
+        w = self.noise_fn(torch.as_tensor(np.asarray(obs_flat, np.float32)))
+        return base_actions(self.base, obs_flat, w).numpy()

@@ -1,0 +1,52 @@
+"""`postbc finetune`: build the algorithm for `--algo` and run it in a resumable run directory."""
+
+from __future__ import annotations
+
+import torch
+
+from postbc.finetune.config import FinetuneConfig
+
+__all__ = ["FinetuneConfig", "run", "build_algorithm"]
+
+
+def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int):
+    if cfg.algo == "dsrl":
+        from postbc.finetune.dsrl import DSRL
+
+        return DSRL(cfg.sac, base, obs_dim, cfg.seed)
+    if cfg.algo == "dsrl_na":
+        from postbc.finetune.dsrl_na import DSRLNA
+
+        return DSRLNA(cfg.sac, base, obs_dim, cfg.seed)
+    if cfg.algo == "dppo":
+        from postbc.finetune.dppo import DPPO
+
+        return DPPO(cfg.dppo, base, obs_dim, cfg.seed, cfg.num_envs)
+    raise ValueError(cfg.algo)
+
+
+def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None) -> dict:
+    """`base` / `spec` replace the checkpoint / task lookup (tests); `stop_at` imitates a kill (tests)."""
+    from postbc.envs.registry import get_task
+    from postbc.finetune.base import check_policy_task, load_base_policy
+    from postbc.io.runs import prepare_run_dir
+
+    spec = spec or get_task(cfg.task)
+    if base is None:
+        base = load_base_policy(cfg.checkpoint, spec)
+    else:
+        check_policy_task(base, spec, str(cfg.checkpoint))
+    resuming = prepare_run_dir(cfg.out, cfg, command="finetune")
+    compat = {"task": spec.name, "obs_dim": spec.obs_dim, "act_dim": spec.act_dim, "chunk": int(base.chunk),
+              "algo": cfg.algo}
+    if cfg.algo == "best_of_n":
+        from postbc.finetune.best_of_n import run_best_of_n
+
+        return run_best_of_n(cfg, base, spec, compat, resuming)
+    from postbc.finetune.loop import Trainer
+
+    algo = build_algorithm(cfg, base, spec.obs_dim)
+    trainer = Trainer(algo, spec, cfg.out, steps=cfg.steps, num_envs=cfg.num_envs, chunk=int(base.chunk), seed=cfg.seed,
+                      eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
+                      checkpoint_every=cfg.checkpoint_interval, compat=compat, backend=cfg.env_backend, quiet=cfg.quiet)
+    return trainer.run(resuming, stop_at=stop_at)

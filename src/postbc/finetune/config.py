@@ -1,0 +1,184 @@
+"""`postbc finetune` options. Defaults are CPU-sized; the paper's values are given per field."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from postbc.io.config import require_choice, require_positive, require_range
+
+ALGOS = ("dsrl", "dsrl_na", "dppo", "best_of_n")
+
+
+@dataclasses.dataclass
+class SACConfig:
+    """Options of the noise-space SAC learner (DSRL-SAC and DSRL-NA)."""
+
+    hidden: int = 256
+    """Width of actor and critic MLPs (paper: 2048)."""
+    layers: int = 3
+    """Hidden layers of actor and critics (paper: 3)."""
+    activation: str = "tanh"
+    """relu | tanh | gelu | silu (paper: tanh)."""
+    lr: float = 3e-4
+    """Adam learning rate for actor, critics and temperature (paper: 3e-4)."""
+    batch_size: int = 256
+    """Minibatch size (paper: 256)."""
+    utd: int = 4
+    """Gradient steps per vector-env step (paper: 20 with 4 envs; 10 for sigma-BC)."""
+    gamma: float = 0.99
+    """Discount per action chunk (paper: 0.99; 0.999 for Square)."""
+    tau: float = 0.005
+    """Polyak rate of the target critics (paper: 0.005)."""
+    target_entropy: float = 0.0
+    """SAC target entropy of the squashed noise action (paper: 0)."""
+    init_alpha: float = 1.0
+    """Initial temperature."""
+    num_critics: int = 2
+    """Critic ensemble size (paper: 2)."""
+    action_magnitude: float = 1.5
+    """m: the actor's noise lies in [-m, m]^(chunk*act_dim) (paper: 1.5)."""
+    warmup_steps: int = 1000
+    """Env steps acting with w ~ N(0, I) (clipped to [-m, m]) before learning starts (paper: 24000; 32000 Square)."""
+    replay_size: int = 200_000
+    """Replay capacity in chunk transitions."""
+    noise_critic_steps: int = 10
+    """DSRL-NA only: noise-critic distillation steps per update (paper: 10-20)."""
+
+    def __post_init__(self):
+        require_choice("sac.activation", self.activation, ("relu", "tanh", "gelu", "silu"))
+        for name in ("hidden", "layers", "lr", "batch_size", "utd", "num_critics", "action_magnitude", "replay_size", "noise_critic_steps", "init_alpha"):
+            require_positive(f"sac.{name}", getattr(self, name))
+        require_positive("sac.warmup_steps", self.warmup_steps, allow_zero=True)
+        require_range("sac.gamma", self.gamma, 0.0, 1.0)
+        require_range("sac.tau", self.tau, 0.0, 1.0)
+
+
+@dataclasses.dataclass
+class DPPOConfig:
+    """Options of DPPO (PPO through the last denoising steps)."""
+
+    finetune_steps: int = 4
+    """k: how many of the last DDPM denoising steps are trained (DPPO paper: 10 of 20 on Robomimic)."""
+    ddpm_steps: int = 8
+    """Denoising steps of the DDPM sampling chain."""
+    min_std: float = 0.1
+    """Minimum std of each denoising step's Gaussian (paper: 0.1)."""
+    clip_ratio: float = 0.01
+    """PPO ratio clip (DPPO: 0.01 for the denoising policy)."""
+    lr: float = 1e-5
+    """Adam learning rate of the denoiser (DPPO: 1e-5)."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the value network (DPPO: 1e-3)."""
+    rollout_steps: int = 64
+    """Chunk decisions per env between updates (DPPO: 300 per env with 50 envs)."""
+    epochs: int = 5
+    """PPO epochs per rollout (DPPO: 10)."""
+    minibatch: int = 256
+    """Minibatch size in denoising-step samples."""
+    gamma: float = 0.99
+    """Discount per chunk decision (DPPO: 0.999)."""
+    gae_lambda: float = 0.95
+    """GAE lambda (DPPO: 0.95)."""
+    denoising_gamma: float = 0.99
+    """Discount across denoising steps inside one decision (DPPO: 0.99)."""
+    hidden: int = 256
+    """Value network width."""
+
+    def __post_init__(self):
+        for name in ("finetune_steps", "ddpm_steps", "min_std", "clip_ratio", "lr", "critic_lr", "rollout_steps", "epochs", "minibatch", "hidden"):
+            require_positive(f"dppo.{name}", getattr(self, name))
+        if self.finetune_steps > self.ddpm_steps:
+            raise ValueError(f"dppo.finetune_steps={self.finetune_steps} must be <= dppo.ddpm_steps={self.ddpm_steps}")
+        for name in ("gamma", "gae_lambda", "denoising_gamma"):
+            require_range(f"dppo.{name}", getattr(self, name), 0.0, 1.0)
+
+
+@dataclasses.dataclass
+class IQLConfig:
+    """Options of the IQL critic used by Best-of-N."""
+
+    expectile: float = 0.7
+    """tau of the expectile value loss (paper: 0.5-0.9)."""
+    gamma: float = 0.99
+    """Discount per chunk decision (paper: 0.99 / 0.999)."""
+    hidden: int = 256
+    """Width of Q and V networks (paper: 2x256 or larger MLPs)."""
+    layers: int = 2
+    """Hidden layers of Q and V (paper: 2)."""
+    num_critics: int = 2
+    """Q ensemble size; the min is used (paper: 2)."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    tau: float = 0.005
+    """Polyak rate of the target Q."""
+    batch_size: int = 256
+    """Minibatch size."""
+
+    def __post_init__(self):
+        require_range("iql.expectile", self.expectile, 0.0, 1.0)
+        require_range("iql.gamma", self.gamma, 0.0, 1.0)
+        for name in ("hidden", "layers", "num_critics", "lr", "batch_size"):
+            require_positive(f"iql.{name}", getattr(self, name))
+
+
+@dataclasses.dataclass
+class BestOfNConfig:
+    """Options of Best-of-N (rollouts -> IQL -> argmax over N sampled chunks)."""
+
+    rollouts: int = 100
+    """M: episodes of the pretrained policy to collect (paper: 1000-2000 Robomimic, 100 real robot)."""
+    candidates: int = 8
+    """N: chunks sampled per decision; the one with the highest min-Q is executed (paper: 4-32)."""
+    workers: int = 2
+    """Processes collecting rollouts."""
+    iql: IQLConfig = dataclasses.field(default_factory=IQLConfig)
+
+    def __post_init__(self):
+        for name in ("rollouts", "candidates", "workers"):
+            require_positive(f"best_of_n.{name}", getattr(self, name))
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """Finetune a pretrained policy run directory on a task with DSRL-SAC, DSRL-NA, DPPO or Best-of-N."""
+
+    checkpoint: Path
+    """Pretrained policy run directory (holds policy.safetensors / policy.json)."""
+    task: str
+    """Registered task name, e.g. toy or lift."""
+    out: Path
+    """Run directory to write (resumed when it holds the same config)."""
+    algo: Literal["dsrl", "dsrl_na", "dppo", "best_of_n"] = "dsrl"
+    """Finetuning algorithm."""
+    steps: int = 20_000
+    """Env steps of online finetuning (best_of_n: IQL gradient steps; its rollouts are extra)."""
+    seed: int = 0
+    """Seed for networks, sampling and env resets."""
+    num_envs: int = 4
+    """Parallel training envs (paper: 4 for DSRL)."""
+    eval_every: int = 2000
+    """Evaluate and write a metrics row every this many env steps (best_of_n: gradient steps)."""
+    eval_episodes: int = 50
+    """Evaluation episodes per evaluation point (paper: 200)."""
+    checkpoint_every: int = 0
+    """Write the resume checkpoint every this many steps; 0 = at every evaluation."""
+    env_backend: str = "auto"
+    """auto | async (one process per env) | sync (in-process) for training and evaluation envs."""
+    sac: SACConfig = dataclasses.field(default_factory=SACConfig)
+    dppo: DPPOConfig = dataclasses.field(default_factory=DPPOConfig)
+    best_of_n: BestOfNConfig = dataclasses.field(default_factory=BestOfNConfig)
+    quiet: bool = False
+    """No progress bar."""
+
+    def __post_init__(self):
+        require_choice("algo", self.algo, ALGOS)
+        require_choice("env_backend", self.env_backend, ("auto", "async", "sync"))
+        for name in ("steps", "num_envs", "eval_every", "eval_episodes"):
+            require_positive(name, getattr(self, name))
+        require_positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
+
+    @property
+    def checkpoint_interval(self) -> int:
+        return self.checkpoint_every or self.eval_every

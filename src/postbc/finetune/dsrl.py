@@ -1,0 +1,98 @@
+"""DSRL-SAC: soft actor-critic over the frozen diffusion policy's initial noise.
+
+The agent's action is w in [-m, m]^(chunk*act_dim); the frozen policy turns it into an action
+chunk by deterministic DDIM, and the chunk runs in the env. Replay stores (s, w, r, s', done)
+with r = sum over the chunk of (-1 per step until success, 0 on success); during warm-up
+w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the base policy itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from postbc.finetune.base import SteeredPolicy, base_actions
+from postbc.finetune.config import SACConfig
+from postbc.finetune.replay import ReplayBuffer
+from postbc.finetune.rollout import ChunkStep
+from postbc.finetune.sac import SAC
+from postbc.finetune.state import flatten, unflatten
+
+
+def sac_from_config(cfg: SACConfig, obs_dim: int, act_dim: int) -> SAC:
+    return SAC(obs_dim, act_dim, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
+               num_critics=cfg.num_critics, action_scale=cfg.action_magnitude, lr=cfg.lr, gamma=cfg.gamma,
+               tau=cfg.tau, target_entropy=cfg.target_entropy, init_alpha=cfg.init_alpha)
+
+
+def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {"obs": (obs_dim,), "action": act_shape, "reward": (), "next_obs": (obs_dim,), "done": ()}
+
+
+def store_transitions(replay: ReplayBuffer, obs: np.ndarray, action: torch.Tensor, step: ChunkStep) -> None:
+    """Chunk transitions that did not crash; `done` is termination (success), not truncation."""
+    keep = torch.as_tensor(step.valid)
+    replay.add(obs=torch.as_tensor(obs)[keep], action=action[keep], reward=torch.as_tensor(step.reward)[keep],
+               next_obs=torch.as_tensor(step.next_obs)[keep], done=torch.as_tensor(step.terminated, dtype=torch.float32)[keep])
+
+
+def module_state(named: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]):
+    tensors = {f"{k}.{n}": t for k, m in named.items() for n, t in m.state_dict().items()}
+    meta = {k: flatten(o.state_dict(), f"opt.{k}", tensors) for k, o in optimizers.items()}
+    return tensors, meta
+
+
+def load_module_state(named, optimizers, tensors, meta) -> None:
+    for k, m in named.items():
+        m.load_state_dict({n[len(k) + 1:]: t for n, t in tensors.items() if n.startswith(k + ".")})
+    for k, o in optimizers.items():
+        o.load_state_dict(unflatten(meta[k], tensors))
+
+
+class DSRL:
+    reward_kind = "minus_one"
+    metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
+
+    def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
+        self.cfg, self.base = cfg, base
+        self.noise_dim = base.chunk * base.act_dim
+        torch.manual_seed(seed)
+        self.np_rng = np.random.default_rng(seed)
+        self.sac = sac_from_config(cfg, obs_dim, self.noise_dim)
+        self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (self.noise_dim,)))
+        self._last: tuple[np.ndarray, torch.Tensor] | None = None
+
+    def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
+        m = self.cfg.action_magnitude
+        if env_steps < self.cfg.warmup_steps:
+            w = torch.as_tensor(self.np_rng.standard_normal((len(obs), self.noise_dim)), dtype=torch.float32).clamp(-m, m)
+        else:
+            w = self.sac.actor.act(torch.as_tensor(obs))
+        self._last = (obs.copy(), w)
+        return base_actions(self.base, obs, w).numpy()
+
+    def observe(self, step: ChunkStep) -> None:
+        obs, w = self._last
+        store_transitions(self.replay, obs, w, step)
+
+    def update(self, env_steps: int) -> dict[str, torch.Tensor]:
+        if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
+            return {}
+        for _ in range(self.cfg.utd):
+            metrics = self.sac.update(**self.replay.sample(self.cfg.batch_size))
+        return metrics
+
+    def eval_policy(self) -> SteeredPolicy:
+        return SteeredPolicy(self.base, lambda obs: self.sac.actor.act(obs, deterministic=True))
+
+    def state(self):
+        tensors, meta = module_state({"sac": self.sac}, {"sac": self.sac.optimizer})
+        rt, rmeta = self.replay.state()
+        return {**tensors, **rt}, {"optim": meta, "replay": rmeta}
+
+    def load_state(self, tensors, meta) -> None:
+        load_module_state({"sac": self.sac}, {"sac": self.sac.optimizer}, tensors, meta["optim"])
+        self.replay.load_state(tensors, meta["replay"])
+
+    def export(self) -> dict[str, torch.Tensor]:
+        return {f"actor.{k}": v for k, v in self.sac.actor.state_dict().items()}

@@ -1,0 +1,163 @@
+"""The loop every online algorithm shares: act, step envs, learn, evaluate, log, checkpoint, resume.
+
+An algorithm supplies `reward_kind`, `metric_names`, `act(obs, env_steps) -> chunks`,
+`observe(ChunkStep)`, `update(env_steps) -> {name: tensor}` (empty when it did not learn),
+`eval_policy()` (an object `postbc.evaluation.evaluate` can run), `state() -> (tensors, meta)`,
+`load_state(tensors, meta)` and `export() -> tensors` (the finetuned weights).
+
+Resume: `checkpoints/last` holds the algorithm state (networks, optimizers, replay), RNG states
+and counters; a restarted run loads it, drops metrics rows written after it, and continues.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from postbc.envs.registry import TaskSpec
+from postbc.envs.vector import episode_seed
+from postbc.errors import PostBCError
+from postbc.evaluation import evaluate
+from postbc.finetune.rollout import ChunkEnv, ChunkStep
+from postbc.finetune.state import flatten, rng_state, set_rng_state, unflatten
+from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from postbc.io.runs import MetricsLogger
+from postbc.utils import progress
+
+ENV_SEED_STREAM = 2
+EVAL_SEED_STREAM = 3
+COMMON_COLUMNS = ("env_steps", "wall_time", "updates", "train_success", "train_episodes", "eval_success",
+                  "eval_low", "eval_high", "eval_length", "env_crashes")
+
+
+class Algorithm(Protocol):
+    reward_kind: str
+    metric_names: tuple[str, ...]
+    np_rng: np.random.Generator
+
+    def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray: ...
+    def observe(self, step: ChunkStep) -> None: ...
+    def update(self, env_steps: int) -> dict[str, torch.Tensor]: ...
+    def eval_policy(self) -> Any: ...
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]: ...
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None: ...
+    def export(self) -> dict[str, torch.Tensor]: ...
+
+
+class NonFiniteLoss(PostBCError):
+    pass
+
+
+def _all_finite(tensors: dict[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
+
+
+class Trainer:
+    """Runs one algorithm on one task into one run directory (see module docstring)."""
+
+    def __init__(self, algo: Algorithm, spec: TaskSpec, out: Path, *, steps: int, num_envs: int, chunk: int,
+                 seed: int, eval_every: int, eval_episodes: int, checkpoint_every: int, compat: dict,
+                 backend: str = "auto", quiet: bool = False):
+        self.algo, self.spec, self.out = algo, spec, Path(out)
+        self.steps, self.num_envs, self.chunk, self.seed = steps, num_envs, chunk, seed
+        self.eval_every, self.eval_episodes, self.checkpoint_every = eval_every, eval_episodes, checkpoint_every
+        self.compat, self.backend, self.quiet = compat, backend, quiet
+        self.ckpt = self.out / "checkpoints" / "last"
+
+    def _save(self, env_steps: int, updates: int, wall: float, crashes: int) -> None:
+        tensors, algo_meta = self.algo.state()
+        if not _all_finite(tensors):
+            raise NonFiniteLoss(f"the networks hold non-finite values at env step {env_steps}; the checkpoint was not "
+                                f"overwritten, the last good one is {self.ckpt}")
+        rng_tensors: dict[str, torch.Tensor] = {}
+        rng_skel = flatten(rng_state(self.algo.np_rng), "rng", rng_tensors)
+        meta = {"env_steps": env_steps, "updates": updates, "wall_time": wall, "env_crashes": crashes,
+                "algo": algo_meta, "rng": rng_skel, "compat": self.compat}
+        save_checkpoint(self.ckpt, {**tensors, **rng_tensors}, meta)
+
+    def _load(self) -> tuple[int, int, float, int]:
+        tensors, meta = load_checkpoint(self.ckpt)
+        if meta["compat"] != self.compat:
+            raise PostBCError(f"checkpoint {self.ckpt} was written for {meta['compat']}, this run has {self.compat}; "
+                              "use a new --out")
+        self.algo.load_state(tensors, meta["algo"])
+        set_rng_state(unflatten(meta["rng"], tensors), self.algo.np_rng)
+        return meta["env_steps"], meta["updates"], meta["wall_time"], meta["env_crashes"]
+
+    def run(self, resuming: bool, stop_at: int | None = None) -> dict[str, float]:
+        """Train to `steps` env steps. `stop_at` ends the process-equivalent of a kill (tests only)."""
+        env_steps = updates = crashes = 0
+        wall0 = 0.0
+        loaded = resuming and checkpoint_exists(self.ckpt)
+        if loaded:
+            env_steps, updates, wall0, crashes = self._load()
+        logger = MetricsLogger(self.out, step_key="env_steps", resume_step=env_steps if loaded else None)
+        env = ChunkEnv(self.spec, self.num_envs, self.chunk, episode_seed(self.seed, env_steps, ENV_SEED_STREAM),
+                       self.algo.reward_kind, self.backend)
+        t0 = time.perf_counter() - wall0
+        acc: dict[str, list[torch.Tensor]] = defaultdict(list)
+        finished: list[bool] = []
+        last = {}
+        if env_steps == 0:
+            last = self._log(logger, 0, updates, time.perf_counter() - t0, finished, acc, crashes)
+        next_eval = (env_steps // self.eval_every + 1) * self.eval_every
+        next_ckpt = (env_steps // self.checkpoint_every + 1) * self.checkpoint_every
+        bar = progress(range(self.steps), desc=f"finetune {self.spec.name}", total=self.steps, quiet=self.quiet)
+        bar.update(env_steps)
+        try:
+            while env_steps < self.steps:
+                chunks = self.algo.act(env.obs, env_steps)
+                res = env.step(chunks)
+                self.algo.observe(res)
+                env_steps += int(res.steps.sum())
+                bar.update(int(res.steps.sum()))
+                finished += res.finished
+                metrics = self.algo.update(env_steps)
+                if metrics:
+                    updates += 1
+                    if not bool(torch.isfinite(torch.stack([m.float() for m in metrics.values()])).all()):
+                        bad = [k for k, v in metrics.items() if not torch.isfinite(v).all()]
+                        raise NonFiniteLoss(
+                            f"non-finite {', '.join(bad)} at env step {env_steps} (update {updates}); the run stopped and "
+                            f"the last good checkpoint {self.ckpt} is kept. Lower the learning rate or check the rewards, "
+                            "then start the same command again to resume from it")
+                    for k, v in metrics.items():
+                        acc[k].append(v)
+                if stop_at is not None and env_steps >= stop_at:
+                    return last
+                done = env_steps >= self.steps
+                if env_steps >= next_eval or done:
+                    last = self._log(logger, env_steps, updates, time.perf_counter() - t0, finished, acc,
+                                     crashes + env.crashes)
+                    finished, acc = [], defaultdict(list)
+                    next_eval = (env_steps // self.eval_every + 1) * self.eval_every
+                if env_steps >= next_ckpt or done:
+                    self._save(env_steps, updates, time.perf_counter() - t0, crashes + env.crashes)
+                    next_ckpt = (env_steps // self.checkpoint_every + 1) * self.checkpoint_every
+        finally:
+            env.close()
+            logger.close()
+            getattr(bar, "close", lambda: None)()
+        save_checkpoint(self.out / "finetuned", self.algo.export(), {"compat": self.compat, "env_steps": env_steps})
+        return last
+
+    def _log(self, logger, env_steps, updates, wall, finished, acc, crashes) -> dict[str, float]:
+        res = evaluate(self.algo.eval_policy(), self.spec, self.eval_episodes,
+                       seed=episode_seed(self.seed, 0, EVAL_SEED_STREAM), num_envs=self.num_envs,
+                       backend=self.backend, quiet=True)
+        row: dict[str, Any] = {
+            "env_steps": env_steps, "wall_time": wall, "updates": updates,
+            "train_success": float(np.mean(finished)) if finished else math.nan, "train_episodes": len(finished),
+            "eval_success": res.success_rate, "eval_low": res.ci_low, "eval_high": res.ci_high,
+            "eval_length": res.mean_length, "env_crashes": crashes,
+        }
+        for k in self.algo.metric_names:
+            row[k] = float(torch.stack(acc[k]).float().mean()) if acc.get(k) else math.nan
+        logger.log(row)
+        return row

@@ -1,0 +1,113 @@
+"""Networks for finetuning: a plain MLP, a critic ensemble as one batched network, a tanh-Gaussian actor."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, activation: str = "relu") -> nn.Sequential:
+    """`layers` hidden layers of width `hidden`, then a linear output."""
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), ACTIVATIONS[activation]()]
+        d = hidden
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
+class EnsembleLinear(nn.Module):
+    """K independent linear layers applied as one batched matmul: x (K, B, in) -> (K, B, out)."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # same init as nn.Linear, per member
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        w, b = (self.weight.detach(), self.bias.detach()) if detach else (self.weight, self.bias)
+        return torch.baddbmm(b, x, w)
+
+
+class EnsembleMLP(nn.Module):
+    """K MLPs with identical shapes evaluated in one pass; output (K, B, out_dim).
+
+    `detach=True` evaluates with the weights cut from the graph: the actor's loss can then flow
+    through the critic into the action without leaving gradients on the critic.
+    """
+
+    def __init__(self, members: int, in_dim: int, out_dim: int, hidden: int, layers: int, activation: str = "relu"):
+        super().__init__()
+        dims = [in_dim] + [hidden] * layers + [out_dim]
+        self.members = members
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, -1, -1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, detach)
+            if i < len(self.layers) - 1:
+                x = self.act(x)
+        return x
+
+
+class Critic(nn.Module):
+    """Q(s, a) for K ensemble members: returns (K, B)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int, members: int = 2, activation: str = "relu"):
+        super().__init__()
+        self.net = EnsembleMLP(members, obs_dim + act_dim, 1, hidden, layers, activation)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        return self.net(torch.cat([obs, act], -1), detach).squeeze(-1)
+
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def tanh_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log density of a = tanh(u), u ~ N(mean, exp(log_std)^2), summed over the last axis.
+
+    Uses log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), which stays finite when |u| is large.
+    """
+    gauss = -0.5 * (((u - mean) / log_std.exp()) ** 2) - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return (gauss - log_det).sum(-1)
+
+
+class TanhGaussianActor(nn.Module):
+    """pi(a|s): a = scale * tanh(u), u ~ N(mu(s), sigma(s)).
+
+    Log-probs are those of the squashed action in [-1, 1]^d, before `scale` (as Stable-Baselines3
+    does), so a target entropy of 0 means the same for every action magnitude.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int, scale: float = 1.0, activation: str = "relu"):
+        super().__init__()
+        self.net = mlp(obs_dim, 2 * act_dim, hidden, layers, activation)
+        self.scale = scale
+
+    def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(obs).chunk(2, -1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized sample and its log-prob: (B, act_dim), (B,)."""
+        mean, log_std = self.dist_params(obs)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        return self.scale * torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        if deterministic:
+            return self.scale * torch.tanh(self.dist_params(obs)[0])
+        return self(obs)[0]

@@ -1,0 +1,94 @@
+"""The shared loop with DSRL-SAC on the line task and a noise-puppet base policy (fast, no pretraining)."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from postbc.envs.testing import fake_task_spec
+from postbc.errors import PostBCError
+from postbc.finetune.command import run
+from postbc.finetune.config import FinetuneConfig, SACConfig
+from postbc.io.checkpoint import load_checkpoint
+from postbc.io.runs import read_metrics
+
+from .conftest import NoisePuppet
+
+FAST_SAC = SACConfig(hidden=64, layers=2, activation="relu", batch_size=64, utd=4, warmup_steps=200,
+                     init_alpha=0.05, lr=1e-3, replay_size=10_000)
+
+
+def _cfg(out, **kw):
+    base = dict(checkpoint="puppet", task="line", out=out, steps=1500, num_envs=4, eval_every=500,
+                eval_episodes=32, env_backend="sync", quiet=True, sac=FAST_SAC)
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def test_dsrl_learns_to_steer_a_random_walk(tmp_path, line_spec):
+    """The base policy (w ~ N(0, I)) succeeds ~30% of the time; steering its noise must reach >= 90%."""
+    run(_cfg(tmp_path / "run"), base=NoisePuppet(), spec=line_spec)
+    rows = read_metrics(tmp_path / "run")
+    assert float(rows[0]["eval_success"]) < 0.6
+    assert float(rows[-1]["eval_success"]) >= 0.9
+    assert int(rows[-1]["env_steps"]) >= 1500
+    tensors, _ = load_checkpoint(tmp_path / "run" / "finetuned")
+    assert any(k.startswith("actor.") for k in tensors)
+    assert (tmp_path / "run" / "tb").is_dir()
+
+
+def test_resume_after_kill_continues_the_curve(tmp_path, line_spec):
+    out = tmp_path / "run"
+    cfg = _cfg(out, steps=1200, eval_every=200, checkpoint_every=400)
+    run(cfg, base=NoisePuppet(), spec=line_spec, stop_at=700)  # killed: rows up to 600 written, checkpoint at 400
+    assert [int(r["env_steps"]) // 200 for r in read_metrics(out)] == [0, 1, 2, 3]
+    _, meta = load_checkpoint(out / "checkpoints" / "last")
+    assert 400 <= meta["env_steps"] < 600 and meta["algo"]["replay"]["size"] > 0
+    replay_at_kill = meta["algo"]["replay"]["size"]
+    run(cfg, base=NoisePuppet(), spec=line_spec)
+    steps = [int(r["env_steps"]) for r in read_metrics(out)]
+    assert steps == sorted(set(steps)) and steps[-1] >= 1200
+    assert len(steps) == 7  # 0, ~200, ..., ~1200, no duplicates
+    _, meta = load_checkpoint(out / "checkpoints" / "last")
+    assert meta["algo"]["replay"]["size"] > replay_at_kill  # the buffer was carried over, not restarted
+    assert int(read_metrics(out)[-1]["updates"]) == meta["updates"]
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, line_spec, monkeypatch):
+    from postbc.finetune.sac import SAC
+
+    real_update = SAC.update
+    calls = {"n": 0}
+
+    def poisoned(self, **batch):
+        calls["n"] += 1
+        out = real_update(self, **batch)
+        if calls["n"] > 400:
+            out["critic_loss"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(SAC, "update", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(PostBCError, match=r"non-finite critic_loss at env step \d+.*last good checkpoint"):
+        run(_cfg(out, steps=3000, eval_every=300), base=NoisePuppet(), spec=line_spec)
+    tensors, meta = load_checkpoint(out / "checkpoints" / "last")
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+    assert 0 < meta["env_steps"] < 3000
+
+
+def test_checkpoint_task_mismatch_names_both_sides(tmp_path):
+    spec = fake_task_spec("line")
+    with pytest.raises(PostBCError, match=r"checkpoint puppet has obs dim 3, task 'line' has obs dim 2"):
+        run(_cfg(tmp_path / "run"), base=NoisePuppet(obs_dim=3), spec=spec)
+    assert not (tmp_path / "run").exists()
+
+
+def test_env_crash_is_logged_and_the_run_continues(tmp_path, caplog):
+    spec = fake_task_spec("crashy", horizon=16, crash_prob=0.3, crash_step=2)
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="postbc.finetune"):
+        run(_cfg(out, steps=600, eval_every=300, sac=dataclasses.replace(FAST_SAC, warmup_steps=100)),
+            base=NoisePuppet(), spec=spec)
+    rows = read_metrics(out)
+    assert int(rows[-1]["env_steps"]) >= 600 and int(rows[-1]["env_crashes"]) > 0
+    assert "crashed mid-episode" in caplog.text
