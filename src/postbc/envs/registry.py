@@ -80,3 +80,11 @@ def flatten_obs(obs: Mapping[str, np.ndarray], keys: tuple[str, ...]) -> np.ndar
     if missing:
         raise PostBCError(f"observation lacks key(s) {missing}; it has {sorted(obs)}")
     return np.concatenate([np.atleast_1d(np.asarray(obs[k], dtype=np.float32)) for k in keys], axis=-1)
+
+
+# Lazy loaders: a family's module is imported (and registers its tasks) only when a task is looked up.
+from importlib import import_module  # noqa: E402
+
+register_loader(lambda: import_module("postbc.envs.robosuite_tasks").register_robosuite_tasks())
+register_loader(lambda: import_module("postbc.envs.metaworld_tasks").register_metaworld_tasks())
+register_loader(lambda: import_module("postbc.envs.toy"))
