@@ -57,13 +57,11 @@ class SAC(nn.Module):
         self.optimizer = make_adam(self.parameters(), lr)
 
     def update(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
-        n = obs.shape[0]
-        pi_all, logp_all = self.actor(torch.cat([obs, next_obs]))
-        pi, pi_next = pi_all[:n], pi_all[n:].detach()
-        logp, logp_next = logp_all[:n], logp_all[n:].detach()
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
+            pi_next, logp_next = self.actor(next_obs)
             target = soft_td_target(reward, done, self.critic_target(next_obs, pi_next), logp_next, alpha, self.gamma)
+        pi, logp = self.actor(obs)
         q = self.critic(obs, action)
         loss_q = critic_loss(q, target)
         loss_pi = actor_loss(self.critic(obs, pi, detach=True), logp, alpha)
