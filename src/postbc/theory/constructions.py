@@ -26,7 +26,8 @@ def _bandit(pi_beta: np.ndarray, rewards: np.ndarray) -> Problem:
 
 
 def three_armed_bandit(eps: float, rewarded_arm: int = 1) -> Problem:
-    """Result 1: pi_beta = (1 - 4 eps, 2 eps, 2 eps); reward 1 on arm 1 (r1) or arm 2 (r2), 0-indexed.
+    """Result 1: pi_beta = (1 - 4 eps, 2 eps, 2 eps); reward 1 on arm index 1 (the paper's r1, its
+    "arm 2") or index 2 (r2, "arm 3").
 
     The demonstrator earns 2 eps under either reward, and the data never depends on which one
     holds, so nothing learnt from demonstrations alone can tell r1 from r2.

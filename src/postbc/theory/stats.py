@@ -72,9 +72,10 @@ class SlopeFit:
 
 def loglog_slope(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> SlopeFit:
     """Least-squares fit of log y = slope * log x + intercept, with a t interval on the slope."""
-    x, y = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
-    if x.size < 3 or not np.all(np.isfinite(x)) or not np.all(np.isfinite(y)):
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 3 or x.shape != y.shape or not (np.all(x > 0) and np.all(y > 0)):
         raise ValueError("need at least 3 points with positive x and y for a log-log fit")
+    x, y = np.log(x), np.log(y)
     fit = stats.linregress(x, y)
     half = float(stats.t.ppf(0.5 + _check_confidence(confidence) / 2, x.size - 2) * fit.stderr)
     return SlopeFit(Estimate(float(fit.slope), fit.slope - half, fit.slope + half), float(fit.intercept))

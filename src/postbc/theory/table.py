@@ -10,12 +10,15 @@ from postbc.theory.stats import Estimate
 
 @dataclasses.dataclass
 class Table:
-    """Rows are dicts keyed by column name; values are numbers, strings or `Estimate`s."""
+    """Rows are dicts keyed by column name; values are numbers, strings or `Estimate`s.
+    `summary` holds the experiment's headline numbers for results.json, tests and plots;
+    `notes` says them in words under the printed table."""
 
     title: str
     columns: list[str]
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def add(self, **row: Any) -> None:
         missing = set(self.columns) - set(row)
@@ -44,6 +47,7 @@ class Table:
             "columns": self.columns,
             "rows": [{k: _jsonable(v) for k, v in row.items()} for row in self.rows],
             "notes": self.notes,
+            "summary": {k: _jsonable(v) for k, v in self.summary.items()},
         }
 
 

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from postbc.theory.stats import loglog_slope, mean, wilson
+
+
+def test_wilson_known_values():
+    # 0 of 10: the upper end is z^2 / (n + z^2).
+    zero = wilson(0, 10)
+    assert (zero.low, zero.value) == (0.0, 0.0)
+    assert zero.high == pytest.approx(1.959964**2 / (10 + 1.959964**2), rel=1e-5)
+    half = wilson(50, 100)
+    assert half.value == 0.5 and half.low == pytest.approx(0.4038, abs=1e-4) and half.high == pytest.approx(0.5962, abs=1e-4)
+    assert wilson(10, 10).high == 1.0
+
+
+def test_mean_interval_matches_t_formula():
+    samples = np.array([1.0, 2.0, 3.0, 4.0])
+    estimate = mean(samples, confidence=0.9)
+    half = 2.353363 * samples.std(ddof=1) / 2  # t_{0.95, 3} = 2.3534
+    assert (estimate.low, estimate.high) == pytest.approx((2.5 - half, 2.5 + half), rel=1e-5)
+
+
+def test_loglog_slope_recovers_a_power_law():
+    x = np.array([10.0, 100.0, 1000.0, 10000.0])
+    fit = loglog_slope(x, 3 * x**-0.75)
+    assert fit.slope.value == pytest.approx(-0.75)
+    assert fit.intercept == pytest.approx(np.log(3))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: wilson(3, 2), "successes <= trials"),
+        (lambda: mean([1.0]), "at least 2 samples"),
+        (lambda: mean([1.0, 2.0], confidence=1.0), "confidence"),
+        (lambda: loglog_slope([1, 2, 3], [1, 0, 1]), "positive"),
+    ],
+)
+def test_bad_arguments_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
