@@ -4,7 +4,6 @@ import pytest
 from postbc.theory.constructions import chain_mdp, random_mdp
 from postbc.theory.mdp import evaluate
 from postbc.theory.sampling import sample_counts, sample_categorical, sample_rollouts
-from postbc.theory.stats import mean
 
 from .test_mdp import policy, two_state_mdp
 

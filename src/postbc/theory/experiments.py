@@ -9,7 +9,7 @@ import math
 import numpy as np
 from scipy import stats as scipy_stats
 
-from postbc.theory.constructions import CHAIN, RARE, armed_family, chain_mdp, random_mdp, three_armed_bandit
+from postbc.theory.constructions import RARE, armed_family, chain_mdp, random_mdp, three_armed_bandit
 from postbc.theory.estimators import (
     analysis_alpha_lam,
     bc_policy,
@@ -60,37 +60,45 @@ def result1(
     return table
 
 
-def _chain_predictions(horizon: int, num_actions: int, num_demos: int, p_rare: float):
-    """Closed forms for the chain MDP (reward only at the chain's end), from binomial counts.
+class ChainTheory:
+    """Closed forms for the chain MDP with reward only at the chain's end, from binomial counts.
 
     Every demonstration that starts in CHAIN stays there, so T_h(CHAIN) = n ~ Bin(T, 1 - p) at
     every step; a policy that keeps action 0 w.p. k(n) per step earns (1 - p) k(n)^H. RARE is
     seen m ~ Bin(T, p) times and "collapses" (one of its two actions unseen) w.p. 2^(1 - m).
+    Where it collapsed, the unseen action sets the coverage: 2 pi_hat(a|RARE) (pi_beta = 1/2),
+    unless that exceeds 1/A, the ratio in the never-visited DEAD state at step 0.
     """
-    n = np.arange(num_demos + 1)
-    chain_pmf = scipy_stats.binom.pmf(n, num_demos, 1 - p_rare)
-    m = np.arange(1, num_demos + 1)
-    collapse_pmf = scipy_stats.binom.pmf(m, num_demos, p_rare) * 2.0 ** (1 - m)
-    off = 1 - 1 / num_actions
 
-    def expected_return(keep: np.ndarray) -> float:
-        keep = np.where(n > 0, keep, 1 / num_actions)  # an unseen chain state is uniform
-        return float((1 - p_rare) * chain_pmf @ keep**horizon)
+    def __init__(self, horizon: int, num_actions: int, num_demos: int, p_rare: float):
+        self.horizon, self.num_actions = horizon, num_actions
+        self.p_rare = p_rare
+        self.n = np.arange(num_demos + 1)
+        self.chain_pmf = scipy_stats.binom.pmf(self.n, num_demos, 1 - p_rare)
+        self.m = np.arange(1, num_demos + 1)
+        self.collapse_pmf = scipy_stats.binom.pmf(self.m, num_demos, p_rare) * 2.0 ** (1 - self.m)
+        self.p_collapse = float(self.collapse_pmf.sum())
+        self.leaving = 1 - 1 / num_actions  # the part of uniform noise that leaves action 0
 
-    def uniform(alpha: float) -> tuple[float, float]:
-        return expected_return(np.full(n.shape, 1 - alpha * off)), min(2 * alpha, 1) / num_actions
+    def expected_return(self, keep: np.ndarray) -> float:
+        keep = np.where(self.n > 0, keep, 1 / self.num_actions)  # an unseen chain state is uniform
+        return float((1 - self.p_rare) * self.chain_pmf @ keep**self.horizon)
 
-    def postbc(alpha: float, lam: float) -> tuple[float, float]:
-        rare_coverage = np.minimum(2 * alpha * lam / (m + lam), 1) / num_actions
-        ret = expected_return(1 - alpha * lam * off / (n + lam))
-        return ret, float(collapse_pmf @ rare_coverage / collapse_pmf.sum())
+    def uniform(self, alpha: float) -> tuple[float, float]:
+        """(E J, coverage where BC collapsed) of uniform noise alpha."""
+        keep = np.full(self.n.shape, 1 - alpha * self.leaving)
+        return self.expected_return(keep), min(2 * alpha, 1) / self.num_actions
 
-    def matched_alpha(target_return: float) -> float:
-        """Uniform noise whose predicted return equals `target_return`."""
-        keep = (target_return / expected_return(np.ones(n.shape))) ** (1 / horizon)
-        return (1 - keep) / off
+    def postbc(self, alpha: float, lam: float) -> tuple[float, float]:
+        """(E J, mean coverage where BC collapsed) of PostBC."""
+        keep = 1 - alpha * lam * self.leaving / (self.n + lam)
+        rare_coverage = np.minimum(2 * alpha * lam / (self.m + lam), 1) / self.num_actions
+        return self.expected_return(keep), float(self.collapse_pmf @ rare_coverage / self.p_collapse)
 
-    return uniform, postbc, matched_alpha, float(collapse_pmf.sum())
+    def matched_alpha(self, target_return: float) -> float:
+        """The uniform noise whose predicted return equals `target_return`."""
+        keep = (target_return / self.expected_return(np.ones(self.n.shape))) ** (1 / self.horizon)
+        return (1 - keep) / self.leaving
 
 
 def result2(
@@ -105,9 +113,9 @@ def result2(
     """Return versus coverage of uniform noise and PostBC across alpha on the chain MDP."""
     p_rare = 1 / num_demos
     mdp, pi_beta = chain_mdp(horizon, num_actions, p_rare)
-    uniform_pred, postbc_pred, matched_alpha, p_collapse = _chain_predictions(horizon, num_actions, num_demos, p_rare)
+    theory = ChainTheory(horizon, num_actions, num_demos, p_rare)
     alpha_star, lam = analysis_alpha_lam(horizon, num_actions, num_demos)
-    alpha_match = matched_alpha(postbc_pred(alpha_star, lam)[0])
+    alpha_match = theory.matched_alpha(theory.postbc(alpha_star, lam)[0])
 
     counts = sample_counts(mdp, pi_beta, num_demos, rng, trials)
     rare = counts[:, 0, RARE]
@@ -117,8 +125,8 @@ def result2(
         f"p_rare=1/T, lam={lam:.3g}, {trials} datasets; coverage on datasets where BC collapsed in RARE)",
         ["method", "alpha", "E J pred", "E J meas", "coverage pred", "coverage meas"],
     )
-    policies = [("uniform noise", a, uniform_noise_policy, (a,), uniform_pred(a)) for a in sorted({*alphas, alpha_match})]
-    policies += [("PostBC", a, postbc_policy, (a, lam), postbc_pred(a, lam)) for a in sorted({*alphas, alpha_star})]
+    policies = [("uniform noise", a, uniform_noise_policy, (a,), theory.uniform(a)) for a in sorted({*alphas, alpha_match})]
+    policies += [("PostBC", a, postbc_policy, (a, lam), theory.postbc(a, lam)) for a in sorted({*alphas, alpha_star})]
     for method, alpha, estimator, args, (return_pred, coverage_pred) in policies:
         pi = estimator(counts, *args)
         table.add(
@@ -131,20 +139,20 @@ def result2(
                 "coverage meas": mean(coverage(pi[collapsed], pi_beta), confidence),
             },
         )
-    postbc_return, postbc_coverage = postbc_pred(alpha_star, lam)
-    matched_coverage = uniform_pred(alpha_match)[1]
+    postbc_return, postbc_coverage = theory.postbc(alpha_star, lam)
+    matched_coverage = theory.uniform(alpha_match)[1]
     table.summary.update(
-        p_collapse_pred=p_collapse,
+        p_collapse_pred=theory.p_collapse,
         p_collapse_meas=proportion(collapsed, confidence),
         postbc_alpha=alpha_star,
         matched_uniform_alpha=alpha_match,
         coverage_ratio_at_matched_return=postbc_coverage / matched_coverage,
     )
     table.notes += [
-        f"P(BC collapsed in RARE): predicted {p_collapse:.4g}, measured {table.summary['p_collapse_meas']}; "
+        f"P(BC collapsed in RARE): predicted {theory.p_collapse:.4g}, measured {table.summary['p_collapse_meas']}; "
         "BC's coverage there is 0.",
         f"PostBC at the analysis alpha={alpha_star:.3g} predicts return {postbc_return:.4g} "
-        f"(BC: {uniform_pred(0.0)[0]:.4g}) and coverage {postbc_coverage:.3g}.",
+        f"(BC: {theory.uniform(0.0)[0]:.4g}) and coverage {postbc_coverage:.3g}.",
         f"Uniform noise keeps that return only for alpha <= {alpha_match:.3g}, and then covers "
         f"2 alpha/A = {matched_coverage:.3g}: {postbc_coverage / matched_coverage:.3g}x less.",
     ]
@@ -194,9 +202,11 @@ def result3(
         )
     demos = np.array(table.column("T"), dtype=float)
     gaps = np.array([g.value for g in table.column("gap PostBC")])
-    table.notes.append(
-        f"bound: pi_tilde >= alpha*min(pi_beta/(64 log(SH/delta)), 1/(2 lam)) everywhere; predicted P >= {1 - delta:g}."
-    )
+    table.notes += [
+        f"bound: pi_tilde >= alpha*min(pi_beta/(64 log(SH/delta)), 1/(2 lam)) everywhere; predicted P >= {1 - delta:g}.",
+        "BC is unbiased wherever it has data, so its gap is ~0 beyond unvisited states at small T;",
+        "PostBC's gap is then its price for mixing in the posterior, PostBC-BC.",
+    ]
     if np.all(gaps > 0):
         fit = loglog_slope(demos, gaps, confidence)
         predicted = loglog_slope(demos, np.log(demos) / demos).slope.value
@@ -326,8 +336,8 @@ def finetune_chain(
     mdp, pi_beta = chain_mdp(horizon, num_actions, p_rare, rare_reward=1 / p_rare)
     counts = sample_counts(mdp, pi_beta, num_demos, rng, trials)
     alpha, lam = analysis_alpha_lam(horizon, num_actions, num_demos)
-    _, postbc_pred, matched_alpha, _ = _chain_predictions(horizon, num_actions, num_demos, p_rare)
-    alpha_match = matched_alpha(postbc_pred(alpha, lam)[0])
+    theory = ChainTheory(horizon, num_actions, num_demos, p_rare)
+    alpha_match = theory.matched_alpha(theory.postbc(alpha, lam)[0])
     starts = {
         "BC": bc_policy(counts),
         "uniform noise": uniform_noise_policy(counts, alpha_match),
@@ -339,5 +349,5 @@ def finetune_chain(
         f"{trials} datasets)",
         mdp, starts, budgets, n, rng, confidence,
     )
-    table.notes.append(f"Optimum: {evaluate(mdp, np.eye(num_actions)[[0, 1, 0]][None].repeat(horizon, 0)):.4g}.")
+    table.notes.append(f"Optimum (action 1 in RARE, action 0 on the chain): 2 - p_rare = {2 - p_rare:.4g}.")
     return table
