@@ -32,7 +32,7 @@ def sample_counts(
     pi_beta = pi_beta / pi_beta.sum(axis=-1, keepdims=True)
     transitions = mdp.transitions / mdp.transitions.sum(axis=-1, keepdims=True)
     counts = np.empty((batch, *mdp.shape), dtype=np.int64)
-    in_state = rng.multinomial(num_demos, mdp.initial, size=batch)
+    in_state = rng.multinomial(num_demos, mdp.initial / mdp.initial.sum(), size=batch)
     for h in range(mdp.horizon):
         counts[:, h] = rng.multinomial(in_state, pi_beta[h])
         in_state = rng.multinomial(counts[:, h], transitions[h]).sum(axis=(1, 2))
