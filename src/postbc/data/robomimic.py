@@ -343,7 +343,7 @@ class DemoWriter:
         import h5py
 
         if self._created:
-            return h5py.File(self.path, "a")
+            return _open_for_append(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = h5py.File(self.path, "w" if self._overwrite else "w-")
         data = f.create_group("data")
@@ -385,6 +385,23 @@ class DemoWriter:
         self.num_demos += 1
         self._next_index = max(self._next_index, int(m.group(1)) + 1)
         return name
+
+
+def _open_for_append(path: Path, wait_s: float = 30.0):
+    """Open for appending; while another process (e.g. `postbc inspect`) has the file open, HDF5's
+    file lock refuses us, so wait for it instead of losing the collection."""
+    import time
+
+    import h5py
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return h5py.File(path, "a")
+        except OSError as e:
+            if "lock" not in str(e) or time.monotonic() > deadline:
+                raise PostBCError(f"cannot open {path} to append a demo ({e}); close other programs using it") from e
+            time.sleep(0.05)
 
 
 def _write_demo_group(group, demo: Demo) -> None:

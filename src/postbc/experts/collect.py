@@ -1,0 +1,124 @@
+"""Roll out a scripted expert in a registered task and append its successful episodes to a dataset.
+
+Reproducible: attempt i resets the env with a seed and gives the expert a generator both drawn
+from `seed`, so the same (task, operator, seed, episodes) gives the same file. Every demo records
+its `operator`, the env `seed` it was reset with and its `attempt` number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from postbc.data.robomimic import Demo, DemoWriter
+from postbc.envs.registry import TaskSpec, flatten_obs, get_task
+from postbc.errors import PostBCError
+from postbc.experts.base import Expert
+from postbc.experts.registry import get_expert
+from postbc.utils import progress
+
+
+@dataclasses.dataclass
+class CollectResult:
+    path: Path
+    demos: int  # successful episodes written
+    attempts: int  # episodes rolled out (failed ones are not written)
+    operators: dict[str, int]  # demos per operator
+
+    @property
+    def expert_success_rate(self) -> float:
+        return self.demos / self.attempts if self.attempts else 0.0
+
+
+def rollout(env, expert: Expert, spec: TaskSpec, env_seed: int, rng: np.random.Generator) -> tuple[Demo, bool]:
+    """One episode of `expert` in `env`; returns the demo and whether it succeeded."""
+    obs, _ = env.reset(seed=env_seed)
+    expert.reset(rng, obs)
+    steps: dict[str, list] = {"obs": [], "next_obs": [], "actions": [], "rewards": [], "dones": []}
+    success = False
+    for _ in range(spec.horizon):
+        action = np.asarray(expert.act(obs), dtype=np.float32)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        success = bool(info.get("success", False))
+        steps["obs"].append(obs)
+        steps["next_obs"].append(next_obs)
+        steps["actions"].append(action)
+        steps["rewards"].append(float(reward))
+        steps["dones"].append(bool(terminated))
+        obs = next_obs
+        if terminated or truncated:
+            break
+
+    def stack(frames: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        return {k: np.stack([np.asarray(f[k], dtype=np.float32) for f in frames]) for k in spec.obs_keys}
+
+    demo = Demo(
+        obs=stack(steps["obs"]),
+        next_obs=stack(steps["next_obs"]),
+        actions=np.stack(steps["actions"]),
+        rewards=np.asarray(steps["rewards"], dtype=np.float32),
+        dones=np.asarray(steps["dones"], dtype=np.int64),
+        attrs={"operator": expert.operator, "seed": int(env_seed)},
+    )
+    return demo, success
+
+
+def collect(
+    task: str,
+    episodes: int,
+    out: Path,
+    seed: int = 0,
+    *,
+    operator: str = "mixed",
+    overwrite: bool = False,
+    max_attempts: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+) -> CollectResult:
+    """Write `episodes` successful demos of `task` to `out` (robomimic HDF5), one at a time.
+
+    Failed episodes are dropped; after `max_attempts` rollouts (default 2 * episodes + 10) without
+    enough successes, collection stops with an error and the file keeps the demos written so far.
+    Each demo is listed under the filter key `operator_<name>`.
+    """
+    if episodes <= 0:
+        raise PostBCError(f"episodes={episodes} must be > 0")
+    spec = get_task(task)
+    expert = get_expert(task, operator)
+    max_attempts = 2 * episodes + 10 if max_attempts is None else max_attempts
+    env_kwargs = dict(env_kwargs or {})
+    env_args = {**spec.env_args, "env_kwargs": {**spec.env_args["env_kwargs"], **env_kwargs}}
+    writer = DemoWriter(
+        Path(out), env_args, obs_keys=spec.obs_keys, overwrite=overwrite,
+        attrs={"collect_operator": operator, "collect_seed": int(seed)},
+    )
+    env = spec.make(seed=seed, **env_kwargs)
+    master = np.random.default_rng(seed)
+    counts: dict[str, int] = {}
+    attempts = 0
+    bar = progress(range(episodes), desc=f"collect {task}", total=episodes, quiet=quiet)
+    try:
+        for _ in bar:
+            while True:
+                if attempts >= max_attempts:
+                    raise PostBCError(
+                        f"the '{operator}' expert for '{task}' succeeded in only {writer.num_demos} of {attempts} episodes "
+                        f"(max_attempts={max_attempts}); {out} keeps those demos. Raise --max-attempts or fix the expert"
+                    )
+                env_seed = int(master.integers(2**31))
+                expert_rng = np.random.default_rng(master.integers(2**63))
+                demo, success = rollout(env, expert, spec, env_seed, expert_rng)
+                demo.attrs["attempt"] = attempts
+                attempts += 1
+                if success:
+                    break
+            writer.add(demo, filter_keys=[f"operator_{demo.attrs['operator']}"])
+            counts[expert.operator] = counts.get(expert.operator, 0) + 1
+    finally:
+        env.close()
+        if hasattr(bar, "close"):
+            bar.close()
+    return CollectResult(path=Path(out), demos=writer.num_demos, attempts=attempts, operators=counts)

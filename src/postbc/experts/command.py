@@ -1,0 +1,59 @@
+"""`postbc collect`: scripted demonstrations of a registered task into a robomimic-style HDF5 file."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+from pathlib import Path
+
+from postbc.io.config import require_positive
+
+
+@dataclasses.dataclass
+class CollectConfig:
+    task: str
+    """registered task name (e.g. toy, lift, can, square)."""
+    episodes: int
+    """number of successful demos to write (failed episodes are dropped)."""
+    out: Path
+    """output .hdf5 file; refused if it exists, unless --overwrite."""
+    seed: int = 0
+    """seed for env resets and the expert's randomness (same seed, same file)."""
+    operator: str = "mixed"
+    """scripted operator; "mixed" draws one of the task's operators per episode."""
+    overwrite: bool = False
+    """replace an existing output file."""
+    max_attempts: int | None = None
+    """stop with an error after this many episodes (default: 2 * episodes + 10)."""
+    quiet: bool = False
+    """no progress bar."""
+
+    def __post_init__(self) -> None:
+        require_positive("episodes", self.episodes)
+        if self.max_attempts is not None:
+            require_positive("max_attempts", self.max_attempts)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(cfg: CollectConfig) -> None:
+    from postbc.experts.collect import collect
+
+    # `kill` (SIGTERM) stops collection like Ctrl-C does: the demo being written is dropped cleanly
+    # and every finished demo stays in the file.
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        result = collect(cfg.task, cfg.episodes, cfg.out, cfg.seed, operator=cfg.operator, overwrite=cfg.overwrite,
+                         max_attempts=cfg.max_attempts, quiet=cfg.quiet)
+    except KeyboardInterrupt:
+        print(f"collection stopped; {cfg.out} keeps the demos finished so far "
+              f"(`postbc inspect {cfg.out}` lists them)", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    per_operator = ", ".join(f"{k} {v}" for k, v in sorted(result.operators.items()))
+    print(f"wrote {result.demos} demos of '{cfg.task}' to {result.path} "
+          f"({result.attempts} episodes, expert success {result.expert_success_rate:.0%}; {per_operator})")
