@@ -16,7 +16,7 @@ from postbc.finetune.config import SACConfig
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import SAC
-from postbc.finetune.state import flatten, unflatten
+from postbc.finetune.state import load_module_state, module_state
 
 
 def sac_from_config(cfg: SACConfig, obs_dim: int, act_dim: int) -> SAC:
@@ -34,19 +34,6 @@ def store_transitions(replay: ReplayBuffer, obs: np.ndarray, action: torch.Tenso
     keep = torch.as_tensor(step.valid)
     replay.add(obs=torch.as_tensor(obs)[keep], action=action[keep], reward=torch.as_tensor(step.reward)[keep],
                next_obs=torch.as_tensor(step.next_obs)[keep], done=torch.as_tensor(step.terminated, dtype=torch.float32)[keep])
-
-
-def module_state(named: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]):
-    tensors = {f"{k}.{n}": t for k, m in named.items() for n, t in m.state_dict().items()}
-    meta = {k: flatten(o.state_dict(), f"opt.{k}", tensors) for k, o in optimizers.items()}
-    return tensors, meta
-
-
-def load_module_state(named, optimizers, tensors, meta) -> None:
-    for k, m in named.items():
-        m.load_state_dict({n[len(k) + 1:]: t for n, t in tensors.items() if n.startswith(k + ".")})
-    for k, o in optimizers.items():
-        o.load_state_dict(unflatten(meta[k], tensors))
 
 
 class DSRL:

@@ -58,3 +58,17 @@ def set_rng_state(state: Mapping[str, Any], np_rng: np.random.Generator, torch_g
     np_rng.bit_generator.state = state["numpy"]
     if torch_gen is not None and "torch_gen" in state:
         torch_gen.set_state(state["torch_gen"])
+
+
+def module_state(named: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]):
+    """Module weights and optimizer states as (tensors, JSON skeleton of the optimizers)."""
+    tensors = {f"{k}.{n}": t for k, m in named.items() for n, t in m.state_dict().items()}
+    meta = {k: flatten(o.state_dict(), f"opt.{k}", tensors) for k, o in optimizers.items()}
+    return tensors, meta
+
+
+def load_module_state(named, optimizers, tensors, meta) -> None:
+    for k, m in named.items():
+        m.load_state_dict({n[len(k) + 1:]: t for n, t in tensors.items() if n.startswith(k + ".")})
+    for k, o in optimizers.items():
+        o.load_state_dict(unflatten(meta[k], tensors))

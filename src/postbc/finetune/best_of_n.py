@@ -1,0 +1,194 @@
+"""Best-of-N: roll out the pretrained policy, fit an IQL critic on the rollouts, act by argmax over N samples.
+
+1. `collect_rollouts`: M episodes of the pretrained policy (env worker processes), one row per chunk
+   with reward 1 if the task was solved in it (`postbc.finetune.rollouts` format).
+2. `fit_iql`: IQL on those rows (resumable, logged, evaluated every E gradient steps when a task is given).
+3. `BestOfNPolicy.act(obs)`: sample N chunks from the pretrained policy per observation and
+   execute the one with the highest min_k Q_k(s, chunk).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from postbc.envs.registry import TaskSpec, flatten_obs
+from postbc.envs.vector import VectorEnv, episode_seed
+from postbc.finetune.base import base_actions
+from postbc.finetune.iql import IQL, iql_from_config
+from postbc.finetune.replay import ReplayBuffer
+from postbc.finetune.rollouts import load_rollouts, save_rollouts
+from postbc.finetune.state import load_module_state, module_state
+from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from postbc.io.runs import MetricsLogger
+from postbc.utils import progress
+
+ROLLOUT_SEED_STREAM = 4
+
+
+def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: int, quiet: bool = True) -> dict[str, np.ndarray]:
+    """Episodes 0..M-1 of the pretrained policy (its own noise), one row per executed chunk."""
+    rng = np.random.default_rng(episode_seed(seed, 0, ROLLOUT_SEED_STREAM))
+    rows: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "dones", "episode")}
+    finished: set[int] = set()
+    backend = "async" if workers > 1 else "sync"
+    with VectorEnv(spec, min(workers, episodes), seed=seed, chunk=base.chunk, backend=backend) as vec:
+        obs = flatten_obs(vec.reset(), spec.obs_keys)
+        bar = progress(range(episodes), desc="rollouts", quiet=quiet)
+        while len(finished) < episodes:
+            idx = vec.episode_index.copy()
+            noise = rng.standard_normal((len(obs), base.chunk, base.act_dim)).astype(np.float32)
+            chunks = base_actions(base, obs, noise).numpy()
+            next_d, _, term, _, infos = vec.step(chunks)
+            next_flat = flatten_obs(next_d, spec.obs_keys)
+            for i, info in enumerate(infos):
+                k = int(idx[i])
+                if k < episodes and "env_error" not in info:
+                    rows["obs"].append(obs[i])
+                    rows["actions"].append(chunks[i])
+                    rows["rewards"].append(float(bool(info.get("success", False))))
+                    rows["next_obs"].append(flatten_obs(info["final_obs"], spec.obs_keys) if "final_obs" in info else next_flat[i])
+                    rows["dones"].append(float(bool(term[i])))
+                    rows["episode"].append(k)
+                if "episode" in info and k < episodes and k not in finished:
+                    finished.add(k)
+                    bar.update(1) if hasattr(bar, "update") else None
+            obs = next_flat
+    out = {k: np.asarray(v, np.float32) for k, v in rows.items()}
+    out["episode"] = out["episode"].astype(np.int64)
+    return out
+
+
+class BestOfNPolicy:
+    """Serves actions: N candidate chunks from the pretrained policy, the one with the highest min-Q wins."""
+
+    def __init__(self, base, iql: IQL, candidates: int, seed: int = 0):
+        self.base, self.iql, self.candidates = base, iql, candidates
+        self.chunk, self.act_dim = base.chunk, base.act_dim
+        self.obs_keys = getattr(base, "obs_keys", None)
+        self.rng = np.random.default_rng(seed)
+
+    @torch.no_grad()
+    def act(self, obs_flat: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs_flat, np.float32)
+        b, n = len(obs), self.candidates
+        noise = self.rng.standard_normal((b, n, self.chunk, self.act_dim)).astype(np.float32)
+        obs_rep = np.repeat(obs, n, axis=0)
+        cand = base_actions(self.base, obs_rep, noise.reshape(b * n, self.chunk, self.act_dim))
+        q = self.iql.q_value(torch.as_tensor(obs_rep), cand.reshape(b * n, -1)).reshape(b, n)
+        best = q.argmax(1)
+        return cand.reshape(b, n, self.chunk, self.act_dim)[torch.arange(b), best].numpy()
+
+
+def rollout_buffer(data: dict[str, np.ndarray]) -> ReplayBuffer:
+    n, obs_dim = data["obs"].shape
+    a_dim = int(np.prod(data["actions"].shape[1:]))
+    buf = ReplayBuffer(n, {"obs": (obs_dim,), "action": (a_dim,), "reward": (), "next_obs": (obs_dim,), "done": ()})
+    buf.add(obs=torch.as_tensor(data["obs"]), action=torch.as_tensor(data["actions"]).reshape(n, -1),
+            reward=torch.as_tensor(data["rewards"]), next_obs=torch.as_tensor(data["next_obs"]),
+            done=torch.as_tensor(data["dones"]))
+    return buf
+
+
+def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: int, log_every: int,
+            checkpoint_every: int, resuming: bool, evaluate_fn: Callable[[], dict] | None = None,
+            extra: dict[str, Any] | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Train `iql` on `buf` for `steps` gradient steps, logging / checkpointing under `out`; resumable."""
+    ckpt = Path(out) / "checkpoints" / "last"
+    start, wall0 = 0, 0.0
+    if resuming and checkpoint_exists(ckpt):
+        tensors, meta = load_checkpoint(ckpt)
+        load_module_state({"iql": iql}, {"iql": iql.optimizer}, tensors, meta["optim"])
+        torch.set_rng_state(tensors["rng.torch"])
+        start, wall0 = meta["updates"], meta["wall_time"]
+    logger = MetricsLogger(out, step_key="updates", resume_step=start if start else None)
+    t0 = time.perf_counter() - wall0
+    acc: dict[str, list] = {}
+    last: dict[str, Any] = {}
+
+    def log_row(step: int) -> None:
+        nonlocal acc, last
+        row = {"updates": step, "wall_time": time.perf_counter() - t0, **(extra or {})}
+        row.update(evaluate_fn() if evaluate_fn else {"eval_success": math.nan, "eval_low": math.nan, "eval_high": math.nan})
+        for k in ("value_loss", "critic_loss", "q_mean", "v_mean"):
+            row[k] = float(torch.stack(acc[k]).mean()) if acc.get(k) else math.nan
+        logger.log(row)
+        acc, last = {}, row
+
+    try:
+        if start == 0:
+            log_row(0)
+        for step in progress(range(start + 1, steps + 1), desc="iql", total=steps - start, quiet=quiet):
+            metrics = iql.update(**buf.sample(batch_size))
+            if not all(bool(torch.isfinite(v)) for v in metrics.values()):
+                from postbc.finetune.loop import NonFiniteLoss
+
+                bad = [k for k, v in metrics.items() if not torch.isfinite(v)]
+                raise NonFiniteLoss(f"non-finite {', '.join(bad)} at IQL step {step}; the run stopped and the last good "
+                                    f"checkpoint {ckpt} is kept; lower --best-of-n.iql.lr")
+            for k, v in metrics.items():
+                acc.setdefault(k, []).append(v)
+            if step % log_every == 0 or step == steps:
+                log_row(step)
+            if step % checkpoint_every == 0 or step == steps:
+                tensors, optim = module_state({"iql": iql}, {"iql": iql.optimizer})
+                tensors["rng.torch"] = torch.get_rng_state()
+                save_checkpoint(ckpt, tensors, {"updates": step, "wall_time": time.perf_counter() - t0, "optim": optim})
+    finally:
+        logger.close()
+    return last
+
+
+def save_critic(out: Path, iql: IQL, meta: dict) -> None:
+    save_checkpoint(Path(out) / "critic", {f"iql.{k}": v for k, v in iql.state_dict().items()}, meta)
+
+
+def load_best_of_n_policy(run_dir: Path, base, candidates: int | None = None, seed: int = 0) -> BestOfNPolicy:
+    """The serving object: a fitted critic directory (`critic.*`) plus the pretrained policy."""
+    from postbc.finetune.base import check_chunk
+    from postbc.finetune.config import IQLConfig
+    from postbc.io.checkpoint import check_shapes
+    from postbc.io.config import from_jsonable
+
+    tensors, meta = load_checkpoint(Path(run_dir) / "critic")
+    check_chunk(base.chunk, meta["chunk"], "critic", str(run_dir))
+    iql = iql_from_config(from_jsonable(IQLConfig, meta["iql"]), meta["obs_dim"], meta["chunk"] * meta["act_dim"])
+    state = {k[4:]: v for k, v in tensors.items()}
+    check_shapes(state, {k: v.shape for k, v in iql.state_dict().items()}, f"critic {run_dir}")
+    iql.load_state_dict(state)
+    return BestOfNPolicy(base, iql, candidates or meta["candidates"], seed)
+
+
+def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> dict:
+    """`postbc finetune --algo best_of_n`: collect (or reuse) rollouts, fit IQL, evaluate Best-of-N."""
+    from postbc.evaluation import evaluate
+    from postbc.io.config import to_jsonable
+
+    torch.manual_seed(cfg.seed)
+    path = Path(cfg.out) / "rollouts.h5"
+    if not (resuming and path.exists()):
+        data = collect_rollouts(base, spec, cfg.best_of_n.rollouts, cfg.seed, cfg.best_of_n.workers, cfg.quiet)
+        save_rollouts(path, data, obs_keys=spec.obs_keys, chunk=base.chunk, act_dim=base.act_dim, task=spec.name)
+    data, _ = load_rollouts(path)
+    icfg = cfg.best_of_n.iql
+    iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim)
+    policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)
+
+    def evaluate_fn() -> dict:
+        r = evaluate(policy, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, 3), num_envs=cfg.num_envs,
+                     backend=cfg.env_backend, quiet=True)
+        return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high}
+
+    extra = {"rollout_success": float(data["rewards"].sum() / max(1, len(np.unique(data["episode"])))),
+             "rollout_transitions": len(data["obs"])}
+    last = fit_iql(iql, rollout_buffer(data), cfg.out, steps=cfg.steps, batch_size=icfg.batch_size,
+                   log_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_interval, resuming=resuming,
+                   evaluate_fn=evaluate_fn, extra=extra, quiet=cfg.quiet)
+    save_critic(cfg.out, iql, {**compat, "chunk": base.chunk, "act_dim": base.act_dim, "obs_dim": spec.obs_dim,
+                               "candidates": cfg.best_of_n.candidates, "iql": to_jsonable(icfg)})
+    return last

@@ -1,0 +1,67 @@
+"""Labelled rollouts on disk (HDF5): what Best-of-N's critic learns from, from a simulator or a real robot.
+
+One row per executed action chunk:
+  obs (N, obs_dim) float32      flat observation the chunk started from
+  actions (N, chunk, act_dim)   the chunk the policy chose (normalized env actions in [-1, 1])
+  rewards (N,)                  1.0 if the task was solved during this chunk, else 0.0
+  next_obs (N, obs_dim)         observation after the chunk
+  dones (N,)                    1.0 where the episode ended in success (no bootstrapping)
+  episode (N,) int64            episode number
+Root attributes: obs_keys (JSON list), chunk, act_dim, obs_dim, task (free text).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from postbc.errors import PostBCError
+from postbc.io.atomic import atomic_write
+
+KEYS = ("obs", "actions", "rewards", "next_obs", "dones", "episode")
+
+
+def save_rollouts(path: Path, data: dict[str, np.ndarray], *, obs_keys, chunk: int, act_dim: int, task: str) -> None:
+    import h5py
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for k in KEYS:
+                f.create_dataset(k, data=data[k])
+            f.attrs.update(obs_keys=json.dumps(list(obs_keys)), chunk=chunk, act_dim=act_dim,
+                           obs_dim=int(data["obs"].shape[1]), task=task)
+
+    atomic_write(Path(path), write)
+
+
+def load_rollouts(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read and validate a rollouts file; every problem names the file, the key and the fix."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise PostBCError(f"rollouts file {path} does not exist; collect rollouts with `postbc finetune --algo best_of_n` or write one in the format of postbc.finetune.rollouts")
+    with h5py.File(path, "r") as f:
+        missing = [k for k in KEYS if k not in f]
+        if missing:
+            raise PostBCError(f"rollouts file {path} lacks dataset(s) {missing}; it needs {list(KEYS)} (see postbc.finetune.rollouts)")
+        data = {k: f[k][()] for k in KEYS}
+        try:
+            meta = {"obs_keys": json.loads(f.attrs["obs_keys"]), "chunk": int(f.attrs["chunk"]),
+                    "act_dim": int(f.attrs["act_dim"]), "obs_dim": int(f.attrs["obs_dim"]), "task": str(f.attrs.get("task", ""))}
+        except KeyError as e:
+            raise PostBCError(f"rollouts file {path} lacks root attribute {e}; it needs obs_keys, chunk, act_dim, obs_dim") from e
+    n = len(data["obs"])
+    expect = {"obs": (n, meta["obs_dim"]), "actions": (n, meta["chunk"], meta["act_dim"]), "rewards": (n,),
+              "next_obs": (n, meta["obs_dim"]), "dones": (n,), "episode": (n,)}
+    for k, shape in expect.items():
+        if data[k].shape != shape:
+            raise PostBCError(f"rollouts file {path}: '{k}' has shape {data[k].shape}, expected {shape} from the file's attributes")
+    if n == 0:
+        raise PostBCError(f"rollouts file {path} holds no transitions")
+    for k in ("obs", "actions", "rewards", "next_obs"):
+        if not np.isfinite(data[k]).all():
+            raise PostBCError(f"rollouts file {path}: '{k}' holds NaN or inf values; clean the data")
+    return data, meta

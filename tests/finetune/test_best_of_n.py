@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from postbc.cli import main
+from postbc.errors import PostBCError
+from postbc.finetune.best_of_n import BestOfNPolicy, collect_rollouts, load_best_of_n_policy
+from postbc.finetune.command import run
+from postbc.finetune.config import BestOfNConfig, FinetuneConfig, IQLConfig
+from postbc.finetune.iql import IQL, expectile_loss
+from postbc.finetune.rollouts import load_rollouts, save_rollouts
+from postbc.io.runs import read_metrics
+
+from .conftest import NoisePuppet
+
+
+def test_expectile_loss_by_hand():
+    diff = torch.tensor([2.0, -1.0])
+    assert torch.isclose(expectile_loss(diff, 0.9), torch.tensor((0.9 * 4 + 0.1 * 1) / 2))
+    assert torch.isclose(expectile_loss(diff, 0.5), torch.tensor(0.5 * (4 + 1) / 2))
+
+
+def test_value_is_the_expectile_of_q():
+    """With one state and Q fixed at the data's rewards, V converges to the tau-expectile of those rewards."""
+    torch.manual_seed(0)
+    values = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    v = torch.zeros((), requires_grad=True)
+    opt = torch.optim.Adam([v], lr=0.05)
+    for _ in range(800):
+        opt.zero_grad()
+        expectile_loss(values - v, 0.9).backward()
+        opt.step()
+    # tau-expectile e solves 0.9 * (1 - e) * 1 = 0.1 * 3 * e  ->  e = 0.75
+    assert abs(v.item() - 0.75) < 0.01
+
+
+def _line_rollouts(n=400, seed=0):
+    """One-step episodes: reward 1 when the action points toward the goal."""
+    rng = np.random.default_rng(seed)
+    obs = np.stack([np.zeros(n), rng.uniform(-1, 1, n)], 1).astype(np.float32)
+    actions = rng.uniform(-1, 1, (n, 2, 1)).astype(np.float32)
+    rewards = (np.sign(actions[:, 0, 0]) == np.sign(obs[:, 1])).astype(np.float32)
+    return {"obs": obs, "actions": actions, "rewards": rewards, "next_obs": obs.copy(), "dones": np.ones(n, np.float32),
+            "episode": np.arange(n)}
+
+
+def test_rollouts_round_trip_and_validation(tmp_path):
+    data = _line_rollouts(10)
+    save_rollouts(tmp_path / "r.h5", data, obs_keys=("pos", "goal"), chunk=2, act_dim=1, task="line")
+    back, meta = load_rollouts(tmp_path / "r.h5")
+    assert meta["chunk"] == 2 and meta["obs_keys"] == ["pos", "goal"]
+    assert all(np.array_equal(back[k], data[k]) for k in data)
+    data["rewards"] = data["rewards"][:5]
+    save_rollouts(tmp_path / "bad.h5", data, obs_keys=("pos", "goal"), chunk=2, act_dim=1, task="line")
+    with pytest.raises(PostBCError, match="'rewards' has shape"):
+        load_rollouts(tmp_path / "bad.h5")
+
+
+def test_best_of_n_fit_cli_then_serve(tmp_path):
+    save_rollouts(tmp_path / "r.h5", _line_rollouts(), obs_keys=("pos", "goal"), chunk=2, act_dim=1, task="line")
+    argv = ["best-of-n-fit", "--rollouts", str(tmp_path / "r.h5"), "--out", str(tmp_path / "fit"), "--steps", "600",
+            "--log-every", "300", "--candidates", "16", "--iql.hidden", "64", "--quiet"]
+    assert main(argv) == 0
+    assert [r["updates"] for r in read_metrics(tmp_path / "fit")] == ["0", "300", "600"]
+    policy = load_best_of_n_policy(tmp_path / "fit", NoisePuppet())
+    goals = np.linspace(-1, 1, 20).astype(np.float32)
+    goals = goals[np.abs(goals) > 0.1]
+    obs = np.stack([np.zeros_like(goals), goals], 1)
+    chunks = policy.act(obs)
+    assert chunks.shape == (len(goals), 2, 1)
+    assert (np.sign(chunks[:, 0, 0]) == np.sign(goals)).mean() >= 0.9  # random candidates: ~50%
+
+
+def test_best_of_n_critic_refuses_other_chunk(tmp_path):
+    save_rollouts(tmp_path / "r.h5", _line_rollouts(), obs_keys=("pos", "goal"), chunk=2, act_dim=1, task="line")
+    assert main(["best-of-n-fit", "--rollouts", str(tmp_path / "r.h5"), "--out", str(tmp_path / "fit"),
+                 "--steps", "10", "--log-every", "10", "--quiet"]) == 0
+    with pytest.raises(PostBCError, match="chunks of 3.*chunks of\\s+2|uses action chunks of 2, the pretrained policy predicts chunks of 3"):
+        load_best_of_n_policy(tmp_path / "fit", NoisePuppet(chunk=3))
+
+
+def test_finetune_best_of_n_on_the_line_task(tmp_path, line_spec):
+    cfg = FinetuneConfig(checkpoint="puppet", task="line", out=tmp_path / "run", algo="best_of_n", steps=600,
+                         eval_every=300, eval_episodes=32, num_envs=2, env_backend="sync", quiet=True,
+                         best_of_n=BestOfNConfig(rollouts=30, candidates=16, workers=1, iql=IQLConfig(hidden=64)))
+    run(cfg, base=NoisePuppet(), spec=line_spec)
+    data, meta = load_rollouts(tmp_path / "run" / "rollouts.h5")
+    assert len(np.unique(data["episode"])) == 30 and meta["chunk"] == 2
+    rows = read_metrics(tmp_path / "run")
+    assert [r["updates"] for r in rows] == ["0", "300", "600"]
+    assert (tmp_path / "run" / "critic.safetensors").exists()
