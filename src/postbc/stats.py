@@ -1,36 +1,103 @@
-"""Confidence intervals used wherever a success rate or a mean is reported."""
+"""Confidence intervals for success rates and means, and a log-log slope fit.
+
+One place for every interval the project reports (evaluation, reports, theory).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+from scipy import stats
 
-Z95 = 1.959963984540054
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A Monte-Carlo estimate with a two-sided confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
 
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (well-behaved at 0% and 100%)."""
+def _check_confidence(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    return confidence
+
+
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + _check_confidence(confidence) / 2))
+
+
+def wilson(successes: int, trials: int, confidence: float = 0.95) -> Estimate:
+    """Wilson score interval for a proportion: honest near 0 and 1, unlike the normal interval."""
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")
+    z = _z(confidence)
+    p = successes / trials
+    center = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    # The closed-form ends are exactly 0 and 1 in these cases; rounding would leave ~1e-19.
+    low = 0.0 if successes == 0 else center - half
+    high = 1.0 if successes == trials else center + half
+    return Estimate(p, low, high)
+
+
+def proportion(flags: np.ndarray, confidence: float = 0.95) -> Estimate:
+    flags = np.asarray(flags, dtype=bool).ravel()
+    return wilson(int(flags.sum()), flags.size, confidence)
+
+
+def mean(samples: np.ndarray, confidence: float = 0.95) -> Estimate:
+    """Student-t interval for the mean of i.i.d. samples."""
+    samples = np.asarray(samples, dtype=float).ravel()
+    if samples.size < 2:
+        raise ValueError(f"need at least 2 samples for a confidence interval, got {samples.size}")
+    t = stats.t.ppf(0.5 + _check_confidence(confidence) / 2, samples.size - 1)
+    center = float(samples.mean())
+    half = float(t * samples.std(ddof=1) / math.sqrt(samples.size))
+    return Estimate(center, center - half, center + half)
+
+
+@dataclasses.dataclass(frozen=True)
+class SlopeFit:
+    slope: Estimate
+    intercept: float
+
+
+def loglog_slope(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> SlopeFit:
+    """Least-squares fit of log y = slope * log x + intercept, with a t interval on the slope."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 3 or x.shape != y.shape or not (np.all(x > 0) and np.all(y > 0)):
+        raise ValueError("need at least 3 points with positive x and y for a log-log fit")
+    x, y = np.log(x), np.log(y)
+    fit = stats.linregress(x, y)
+    half = float(stats.t.ppf(0.5 + _check_confidence(confidence) / 2, x.size - 2) * fit.stderr)
+    return SlopeFit(Estimate(float(fit.slope), fit.slope - half, fit.slope + half), float(fit.intercept))
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """(low, high) of the Wilson interval; (0, 1) when there were no trials."""
     if trials <= 0:
         return (0.0, 1.0)
-    p = successes / trials
-    denom = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    est = wilson(successes, trials, confidence)
+    return (est.low, est.high)
 
 
-def mean_interval(values, z: float = Z95) -> tuple[float, float, float]:
-    """(mean, low, high) with a normal-approximation 95% interval; Student-t for small samples."""
-    x = np.asarray(values, dtype=np.float64)
-    n = x.size
-    if n == 0:
+def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) with a Student-t interval; a single value is its own interval, none gives NaNs."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
         return (math.nan, math.nan, math.nan)
-    m = float(x.mean())
-    if n == 1:
-        return (m, m, m)
-    from scipy import stats
-
-    t = float(stats.t.ppf(0.975, n - 1)) if n < 30 else z
-    half = t * float(x.std(ddof=1)) / math.sqrt(n)
-    return (m, m - half, m + half)
+    if x.size == 1:
+        return (float(x[0]),) * 3
+    est = mean(x, confidence)
+    return (est.value, est.low, est.high)

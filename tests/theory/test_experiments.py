@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from postbc.theory import experiments
-from postbc.theory.stats import Estimate
+from postbc.stats import Estimate
 
 CONFIDENCE = 0.99
 

@@ -20,7 +20,7 @@ from postbc.theory.estimators import (
 from postbc.theory.finetune import best_of_n_limit, finetune_curve
 from postbc.theory.mdp import evaluate
 from postbc.theory.sampling import sample_counts
-from postbc.theory.stats import loglog_slope, mean, proportion
+from postbc.stats import loglog_slope, mean, proportion
 from postbc.theory.table import Table
 
 RESULT3_MDP_SEED = 2512  # the generic MDP of result 3 is a fixed problem; --seed drives only sampling

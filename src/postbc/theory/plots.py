@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from postbc.theory.stats import Estimate
+from postbc.stats import Estimate
 from postbc.theory.table import Table
 
 COLORS = {"BC": "tab:gray", "uniform noise": "tab:orange", "PostBC": "tab:blue"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from postbc.theory.stats import Estimate
+from postbc.stats import Estimate
 
 
 @dataclasses.dataclass

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from postbc.theory.stats import loglog_slope, mean, wilson
+from postbc.stats import loglog_slope, mean, wilson
 
 
 def test_wilson_known_values():
@@ -40,3 +40,13 @@ def test_loglog_slope_recovers_a_power_law():
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_interval_helpers_match_the_estimates():
+    from postbc.stats import mean_interval, wilson_interval
+
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(3, 10) == (wilson(3, 10).low, wilson(3, 10).high)
+    m, lo, hi = mean_interval([1.0, 2.0, 3.0])
+    assert m == 2.0 and lo < 2.0 < hi
+    assert mean_interval([5.0]) == (5.0, 5.0, 5.0)
