@@ -59,6 +59,13 @@ def test_reaching_the_goal_pays_once_and_terminates():
     assert (reward, terminated, truncated, info["success"]) == (1.0, True, False, True)
 
 
+def test_non_finite_actions_are_refused():
+    env = make_env("toy")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="non-finite"):
+        env.step(np.array([np.nan, 0.0], np.float32))
+
+
 def test_truncates_at_the_horizon_without_success():
     traj, reward, terminated, truncated, info = run_episode(make_env("toy"), lambda o: np.zeros(2, np.float32), seed=1)
     assert len(traj) == toy.HORIZON + 1

@@ -34,7 +34,8 @@ def describe(f: DemoFile, max_rows: int = 20) -> str:
     lengths = np.array([d.num_samples for d in demos])
     lines = [
         f"file: {f.path}",
-        f"env: {f.env_args['env_name']} (type {f.env_args['type']}), env_kwargs {json.dumps(f.env_args['env_kwargs'], sort_keys=True)[:300]}",
+        f"env: {f.env_args['env_name']} (type {f.env_args['type']}), "
+        f"env_kwargs {json.dumps(f.env_args['env_kwargs'], sort_keys=True)[:300]}",
         "attrs: " + (", ".join(f"{k}={v}" for k, v in sorted(f.attrs.items())) or "none"),
         f"demos: {len(demos)}, samples: {int(lengths.sum())}, length min / mean / max: "
         f"{lengths.min()} / {lengths.mean():.1f} / {lengths.max()}",

@@ -81,6 +81,9 @@ def _open(path: Path):
     try:
         return h5py.File(path, "r")
     except OSError as e:
+        if "lock" in str(e):
+            raise PostBCError(f"{path} is open for writing in another process (a running `postbc collect`?); "
+                              "wait until it is done and try again") from e
         raise PostBCError(f"{path} is not a readable HDF5 file ({e}); pass a robomimic-style .hdf5 dataset") from e
 
 
@@ -98,9 +101,13 @@ def _read_env_args(data, path: Path) -> dict[str, Any]:
     try:
         env_args = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise PostBCError(f"{path}: data.attrs['env_args'] is not valid JSON ({e}); it must be a JSON object with {list(ENV_ARGS_FIELDS)}") from e
+        raise PostBCError(
+            f"{path}: data.attrs['env_args'] is not valid JSON ({e}); it must be a JSON object with {list(ENV_ARGS_FIELDS)}"
+        ) from e
     if not isinstance(env_args, dict) or any(k not in env_args for k in ENV_ARGS_FIELDS):
-        raise PostBCError(f"{path}: data.attrs['env_args'] must be a JSON object with keys {list(ENV_ARGS_FIELDS)}; it is {raw[:200]!r}")
+        raise PostBCError(
+            f"{path}: data.attrs['env_args'] must be a JSON object with keys {list(ENV_ARGS_FIELDS)}; it is {raw[:200]!r}"
+        )
     return env_args
 
 
@@ -123,7 +130,9 @@ def _select_demo_names(f, path: Path, filter_key: str | None, max_demos: int | N
         names = masks[filter_key]
         missing = [n for n in names if n not in f["data"]]
         if missing:
-            raise PostBCError(f"{path}: filter key 'mask/{filter_key}' names demo(s) {missing[:5]} that are not in 'data'; rebuild the mask")
+            raise PostBCError(
+                f"{path}: filter key 'mask/{filter_key}' names demo(s) {missing[:5]} that are not in 'data'; rebuild the mask"
+            )
         if not names:
             raise PostBCError(f"{path}: filter key '{filter_key}' names no demos; choose another filter key")
     names = sorted_demo_names(names)
@@ -132,17 +141,12 @@ def _select_demo_names(f, path: Path, filter_key: str | None, max_demos: int | N
             raise PostBCError(f"max_demos={max_demos} must be > 0 (or left unset to use all demos)")
         if max_demos > len(names):
             where = f" under filter key '{filter_key}'" if filter_key is not None else ""
-            raise PostBCError(f"{path}: max_demos={max_demos} but only {len(names)} demos are available{where}; lower max_demos or collect more demos")
+            raise PostBCError(
+                f"{path}: max_demos={max_demos} but only {len(names)} demos are available{where}; "
+                "lower max_demos or collect more demos"
+            )
         names = names[:max_demos]
     return names
-
-
-def default_obs_keys(path: Path) -> tuple[str, ...]:
-    """The keys `read_demos` uses when none are asked for: the recorded order, else all keys sorted."""
-    with _open(path) as f:
-        if "data" not in f:
-            raise PostBCError(f"{path}: no 'data' group; this is not a robomimic-style dataset")
-        return _default_obs_keys(f, path, _select_demo_names(f, path, None, None)[0])
 
 
 def _default_obs_keys(f, path: Path, first_demo: str) -> tuple[str, ...]:
@@ -180,13 +184,19 @@ def _read_demo(f, path: Path, name: str, obs_keys: Sequence[str], with_next_obs:
     group = f["data"][name]
     where = f"demo '{name}'"
     if "actions" not in group or not hasattr(group["actions"], "shape"):
-        raise PostBCError(f"{path}: demo '{name}' has no 'actions' dataset; every demo needs actions (T, act_dim) (re-export it or leave it out with a filter key)")
+        raise PostBCError(
+            f"{path}: demo '{name}' has no 'actions' dataset; every demo needs actions (T, act_dim) "
+            "(re-export it or leave it out with a filter key)"
+        )
     T = int(group["actions"].shape[0]) if group["actions"].shape else 0
     if T == 0:
         raise PostBCError(f"{path}: demo '{name}' is empty (0 samples); delete it or leave it out with a filter key")
     actions = _read_array(group, "actions", path, where, rows=T)
     if "num_samples" in group.attrs and int(group.attrs["num_samples"]) != T:
-        raise PostBCError(f"{path}: demo '{name}' has attr num_samples={int(group.attrs['num_samples'])} but 'actions' has {T} rows; the demo is damaged, re-export it")
+        raise PostBCError(
+            f"{path}: demo '{name}' has attr num_samples={int(group.attrs['num_samples'])} but 'actions' has {T} rows; "
+            "the demo is damaged, re-export it"
+        )
 
     def read_obs(group_name: str) -> dict[str, np.ndarray]:
         if group_name not in group:

@@ -150,7 +150,10 @@ class ToyNavEnv(gym.Env):
         return self._obs(), {"success": False, "pocket_start": self.pocket_start}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
+        action = np.asarray(action, dtype=np.float64).reshape(2)
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"toy env got a non-finite action {action.tolist()}")
+        action = np.clip(action, -1.0, 1.0)
         self._pos, self._vel = move(self._pos, self._vel, action)
         self._t += 1
         d = self._pos - self._goal

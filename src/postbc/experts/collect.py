@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from postbc.data.robomimic import Demo, DemoWriter
-from postbc.envs.registry import TaskSpec, flatten_obs, get_task
+from postbc.envs.registry import TaskSpec, get_task
 from postbc.errors import PostBCError
 from postbc.experts.base import Expert
 from postbc.experts.registry import get_expert

@@ -28,7 +28,8 @@ from postbc.experts.operators import OPERATORS, CorrelatedNoise, Operator, Style
 
 TABLE_Z = 0.82  # Lift and Square table top; Can's bins sit at 0.8
 PEG_XY = np.array([0.23, 0.10])  # Square's peg1, where the square nut goes
-CAN_BIN_XY = np.array([0.1975, 0.4025])  # centre of Can's target quarter of bin2
+CAN_BIN_XY = np.array([0.15, 0.375])  # in Can's target quarter of bin2 (x 0.1..0.295, y 0.28..0.525),
+# towards its near corner: the arm cannot reach the quarter's far side with the hand pointing down
 NUT_HANDLE_X = 0.054  # the square nut's handle centre, along the nut's x axis, from its centre
 
 OSC_MAX_DELTA = 0.05  # m per step at action 1 (OSC_POSE output_max)
@@ -105,7 +106,7 @@ def _grasp_phases(grasp: Callable[[Scene], np.ndarray], yaw: Callable[[Scene], f
     up = np.array([0.0, 0.0, style.approach_height])
     return [
         Phase("approach", lambda s: grasp(s) + up, yaw=yaw, tol=0.02),
-        Phase("descend", grasp, yaw=yaw, tol=0.008, slow=0.5, timeout=60, descent=True),
+        Phase("descend", grasp, yaw=yaw, tol=0.01, slow=0.5, timeout=40, descent=True),
         Phase("close", lambda s: s.eef, grip=1.0, yaw=yaw, tol=np.inf, hold=int(rng.integers(6, 12))),
         Phase("lift", lambda s: np.r_[s.eef[:2], lift_z], grip=1.0, tol=0.02, slow=0.7, holding=True),
     ]
@@ -122,17 +123,17 @@ def lift_plan(scene: Scene, style: Style, rng: np.random.Generator) -> list[Phas
 
 def can_plan(scene: Scene, style: Style, rng: np.random.Generator) -> list[Phase]:
     offset = np.r_[style.grasp_offset, rng.uniform(0.0, 0.02)]
-    carry_z = rng.uniform(1.0, 1.1)
-    drop_z = rng.uniform(0.93, 0.98)
-    place = CAN_BIN_XY + rng.uniform(-0.03, 0.03, 2)
+    carry_z = rng.uniform(0.96, 1.02)  # higher is out of the arm's comfortable reach above the far bin
+    drop_z = rng.uniform(0.9, 0.94)
+    place = CAN_BIN_XY + rng.uniform(-0.02, 0.02, 2)
     keep_yaw = scene.eef_yaw + style.yaw_error
 
     def over_bin(z: float) -> Callable[[Scene], np.ndarray]:
         return lambda s: np.r_[place + (s.eef - s.obj)[:2], z]
 
     return _grasp_phases(lambda s: s.obj + offset, lambda s: keep_yaw, style, rng, lift_z=carry_z) + [
-        Phase("carry", over_bin(carry_z), grip=1.0, tol=0.02, holding=True),
-        Phase("lower", over_bin(drop_z), grip=1.0, tol=0.015, slow=0.6, holding=True, descent=True),
+        Phase("carry", over_bin(carry_z), grip=1.0, tol=0.02, timeout=80, holding=True),
+        Phase("lower", over_bin(drop_z), grip=1.0, tol=0.015, slow=0.6, timeout=40, holding=True, descent=True),
         Phase("release", lambda s: s.eef, grip=-1.0, tol=np.inf, hold=int(rng.integers(4, 10))),
         Phase("retreat", lambda s: np.r_[s.eef[:2], carry_z], grip=-1.0, tol=0.02, timeout=40),
     ]
