@@ -1,9 +1,10 @@
 """Which scripted experts exist for which task, found without importing every simulator.
 
 An expert module registers its operators with `register_expert(task, operators, make)`.
-`get_expert(task, operator)` imports `postbc.experts.<family>` (the task's family, e.g. `toy`,
-`robosuite`, `metaworld`) the first time a task of that family is asked for, so adding a family
-means adding that module; `register_expert_loader` covers experts living elsewhere.
+`get_expert(task, operator)` imports `postbc.experts.<family>` or, failing that,
+`postbc.experts.<family>_experts` (the task's family: `toy`, `robosuite`, `metaworld`) the first
+time a task of that family is asked for, so adding a family means adding that module;
+`register_expert_loader` covers experts living elsewhere.
 Every task also gets the operator "mixed": a different registered operator, drawn uniformly,
 for each episode (like robomimic's multi-human datasets).
 """
@@ -42,12 +43,15 @@ def _load(task: str) -> None:
         return
     from postbc.envs.registry import get_task
 
-    module = f"postbc.experts.{get_task(task).family}"
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name != module:
-            raise
+    family = get_task(task).family
+    for module in (f"postbc.experts.{family}", f"postbc.experts.{family}_experts"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+        if task in _EXPERTS:
+            return
 
 
 def expert_operators(task: str) -> list[str]:
