@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "best-of-n-fit": ("postbc.finetune.best_of_n_fit", "BestOfNFitConfig", "Fit the Best-of-N IQL critic on labelled rollouts (no simulator)."),
     "collect": ("postbc.experts.command", "CollectConfig", "Collect scripted demonstrations into a robomimic-style HDF5 file."),
     "inspect": ("postbc.data.inspect_command", "InspectConfig", "Describe a dataset: demos, lengths, keys, shapes, action ranges."),
+    "sweep": ("postbc.experiments.sweep_command", "SweepCommandConfig", "Run a grid of experiments (collect, pretrain, evaluate, finetune) on a process pool or Ray."),
+    "report": ("postbc.experiments.report_command", "ReportConfig", "Tables, plots and an HTML page from a sweep directory."),
 }
 
 

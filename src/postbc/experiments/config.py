@@ -1,0 +1,177 @@
+"""The sweep config file: the grid of experiments and the budget of every stage.
+
+A JSON or TOML file maps onto `SweepConfig`. Pretrain and finetune options are passed through
+to `PretrainConfig` / `FinetuneConfig` fields (checked against them when the file is loaded, so
+a typo fails before any run starts); `task_overrides` replaces some of them for one task (the
+paper uses other widths and noise weights per task). Unknown keys are refused by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from postbc.errors import PostBCError
+from postbc.io.config import from_jsonable, require_choice, require_positive
+
+METHODS = ("bc", "sigma_bc", "postbc")  # postbc.pretrain.command.METHODS (not imported: it pulls in torch)
+ALGOS = ("dsrl", "dsrl_na", "dppo", "best_of_n")  # postbc.finetune.config.ALGOS
+# Fields the sweep sets itself for each stage; a budget may not set them.
+PRETRAIN_OWNED = ("method", "dataset", "out", "seed", "quiet")
+FINETUNE_OWNED = ("checkpoint", "task", "out", "algo", "seed", "quiet")
+
+
+@dataclasses.dataclass
+class GridConfig:
+    """The cross product of runs: tasks x demos x methods x algos x seeds."""
+
+    tasks: list[str]
+    """registered task names."""
+    demos: list[int]
+    """demonstrations per dataset (one dataset per task, demo count and data_seed)."""
+    methods: list[str]
+    """pretraining methods: bc, sigma_bc, postbc."""
+    algos: list[str] = dataclasses.field(default_factory=list)
+    """finetuning algorithms (dsrl, dsrl_na, dppo, best_of_n); empty = pretrain and evaluate only."""
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
+    """one pretrained policy per seed, finetuned once per algorithm with the same seed."""
+    data_seed: int = 0
+    """seed of demo collection: every method and seed sees the same demos (as in the paper)."""
+
+    def __post_init__(self) -> None:
+        for name in ("tasks", "demos", "methods", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"grid.{name} is empty; list at least one value")
+            if len(set(getattr(self, name))) != len(getattr(self, name)):
+                raise ValueError(f"grid.{name}={getattr(self, name)} lists a value twice")
+        for m in self.methods:
+            require_choice("grid.methods[]", m, METHODS)
+        for a in self.algos:
+            require_choice("grid.algos[]", a, ALGOS)
+        for d in self.demos:
+            require_positive("grid.demos[]", d)
+
+
+@dataclasses.dataclass
+class CollectBudget:
+    operator: str = "mixed"
+    """scripted operator of `postbc collect`."""
+    max_attempts: int | None = None
+    """give up after this many episodes (default: collect's own)."""
+
+
+@dataclasses.dataclass
+class EvalBudget:
+    episodes: int = 50
+    """evaluation episodes of each pretrained policy (paper: 200)."""
+    num_envs: int = 1
+    """parallel envs of that evaluation."""
+    seed: int = 1000
+    """evaluation seed (the same episodes for every policy)."""
+
+    def __post_init__(self) -> None:
+        require_positive("evaluate.episodes", self.episodes)
+        require_positive("evaluate.num_envs", self.num_envs)
+
+
+@dataclasses.dataclass
+class TaskOverride:
+    pretrain: dict[str, Any] = dataclasses.field(default_factory=dict)
+    finetune: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    """A sweep: its grid and the options of every stage."""
+
+    grid: GridConfig
+    name: str = "sweep"
+    """a label shown in the report."""
+    collect: CollectBudget = dataclasses.field(default_factory=CollectBudget)
+    evaluate: EvalBudget = dataclasses.field(default_factory=EvalBudget)
+    pretrain: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """PretrainConfig options for every pretraining run (e.g. epochs, hidden, alpha)."""
+    finetune: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """FinetuneConfig options for every finetuning run (e.g. steps, eval_every, sac = {...})."""
+    task_overrides: dict[str, TaskOverride] = dataclasses.field(default_factory=dict)
+    """per task: pretrain / finetune options that replace the common ones."""
+
+    def __post_init__(self) -> None:
+        for task in self.task_overrides:
+            require_choice("task_overrides key", task, self.grid.tasks)
+        self.task_overrides = {t: o if isinstance(o, TaskOverride) else _build(TaskOverride, o, f"task_overrides.{t}")
+                               for t, o in self.task_overrides.items()}
+        for where, options in [("pretrain", self.pretrain), *((f"task_overrides.{t}.pretrain", o.pretrain)
+                                                              for t, o in self.task_overrides.items())]:
+            _check_passthrough(where, options, "postbc.pretrain.command", "PretrainConfig", PRETRAIN_OWNED)
+        for where, options in [("finetune", self.finetune), *((f"task_overrides.{t}.finetune", o.finetune)
+                                                              for t, o in self.task_overrides.items())]:
+            _check_passthrough(where, options, "postbc.finetune.config", "FinetuneConfig", FINETUNE_OWNED)
+
+    def pretrain_options(self, task: str) -> dict[str, Any]:
+        override = self.task_overrides.get(task)
+        return {**self.pretrain, **(override.pretrain if override else {})}
+
+    def finetune_options(self, task: str) -> dict[str, Any]:
+        override = self.task_overrides.get(task)
+        return _merge(self.finetune, override.finetune if override else {})
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Nested tables (e.g. `sac`) are merged key by key, so an override can change one SAC option."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _check_passthrough(where: str, options: dict[str, Any], module: str, cls_name: str, owned: tuple[str, ...]) -> None:
+    import importlib
+
+    cls = getattr(importlib.import_module(module), cls_name)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key in options:
+        if key in owned:
+            raise ValueError(f"{where}.{key} is set by the sweep itself (from the grid); remove it from the file")
+        if key not in fields:
+            allowed = ", ".join(sorted(fields - set(owned)))
+            raise ValueError(f"{where}.{key} is not a {cls_name} option; allowed: {allowed}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a table of options, got {data!r}")
+    try:
+        return from_jsonable(cls, data)
+    except TypeError as e:  # a required field is missing
+        raise ValueError(f"{where}: {e}") from e
+
+
+def parse_sweep_config(data: dict[str, Any], source: str = "sweep config") -> SweepConfig:
+    """Build and validate a `SweepConfig` from parsed JSON / TOML; errors name `source` and the key."""
+    if "grid" not in data:
+        raise PostBCError(f"{source}: the [grid] table is missing; it needs tasks, demos and methods")
+    try:
+        return _build(SweepConfig, data, "sweep")
+    except ValueError as e:
+        raise PostBCError(f"{source}: {e}") from e
+
+
+def load_sweep_config(path: Path) -> SweepConfig:
+    path = Path(path)
+    if not path.exists():
+        raise PostBCError(f"sweep config {path} does not exist; see configs/ for examples")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise PostBCError(f"sweep config {path}: unknown format '{path.suffix}'; use a .toml or .json file")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise PostBCError(f"sweep config {path} does not parse: {e}") from e
+    return parse_sweep_config(data, str(path))

@@ -1,0 +1,106 @@
+"""A sweep as a DAG of stages: collect -> pretrain -> (evaluate, finetune per algorithm).
+
+Upstream stages are shared: one dataset per (task, demos, data seed) serves every method and
+seed, and one pretrained policy per (task, demos, method, seed) serves every finetuning
+algorithm. Each stage runs one command (`module`, `config_class`, `config`) in its own directory,
+named by its parameters:
+
+    SWEEP/data/toy-d5-s0/demos.hdf5
+    SWEEP/pretrain/toy-d5-postbc-s0/
+    SWEEP/eval/toy-d5-postbc-s0/
+    SWEEP/finetune/toy-d5-postbc-dsrl-s0/
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from postbc.experiments.config import SweepConfig
+
+KINDS = ("collect", "pretrain", "eval", "finetune")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One command run of a sweep; plain data, so it can be sent to a worker process."""
+
+    name: str  # unique in the sweep, e.g. "pretrain/toy-d5-postbc-s0"
+    kind: str
+    dir: Path  # where the markers (DONE.json / FAILED.json) and the command's outputs live
+    module: str
+    config_class: str
+    config: dict[str, Any]  # JSON-able keyword arguments of `config_class`
+    params: dict[str, Any]  # grid coordinates, for the report
+    deps: tuple[str, ...] = ()
+
+
+def data_name(task: str, demos: int, data_seed: int) -> str:
+    return f"{task}-d{demos}-s{data_seed}"
+
+
+def policy_name(task: str, demos: int, method: str, seed: int) -> str:
+    return f"{task}-d{demos}-{method}-s{seed}"
+
+
+def finetune_name(task: str, demos: int, method: str, algo: str, seed: int) -> str:
+    return f"{task}-d{demos}-{method}-{algo}-s{seed}"
+
+
+def plan_sweep(cfg: SweepConfig, root: Path) -> list[Stage]:
+    """Every stage of the sweep rooted at `root`, each after the stages it depends on."""
+    root = Path(root)
+    g = cfg.grid
+    stages: list[Stage] = []
+    for task in g.tasks:
+        for demos in g.demos:
+            data_dir = root / "data" / data_name(task, demos, g.data_seed)
+            collect = Stage(
+                name=f"data/{data_dir.name}", kind="collect", dir=data_dir,
+                module="postbc.experts.command", config_class="CollectConfig",
+                # A collect that did not finish starts over: its partial file is replaced.
+                config={"task": task, "episodes": demos, "out": str(data_dir / "demos.hdf5"), "seed": g.data_seed,
+                        "operator": cfg.collect.operator, "max_attempts": cfg.collect.max_attempts,
+                        "overwrite": True, "quiet": True},
+                params={"task": task, "demos": demos, "data_seed": g.data_seed},
+            )
+            stages.append(collect)
+            for method in g.methods:
+                for seed in g.seeds:
+                    stages += _policy_stages(cfg, root, collect, task, demos, method, seed)
+    return stages
+
+
+def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demos: int, method: str,
+                   seed: int) -> list[Stage]:
+    name = policy_name(task, demos, method, seed)
+    params = {"task": task, "demos": demos, "method": method, "seed": seed}
+    pretrain_dir = root / "pretrain" / name
+    pretrain = Stage(
+        name=f"pretrain/{name}", kind="pretrain", dir=pretrain_dir,
+        module="postbc.pretrain.command", config_class="PretrainConfig",
+        config={**cfg.pretrain_options(task), "method": method, "dataset": collect.config["out"],
+                "out": str(pretrain_dir), "seed": seed, "quiet": True},
+        params=params, deps=(collect.name,),
+    )
+    eval_dir = root / "eval" / name
+    evaluate = Stage(
+        name=f"eval/{name}", kind="eval", dir=eval_dir,
+        module="postbc.experiments.eval_pretrained", config_class="EvalPretrainedConfig",
+        config={"policy": str(pretrain_dir), "task": task, "out": str(eval_dir), "episodes": cfg.evaluate.episodes,
+                "num_envs": cfg.evaluate.num_envs, "seed": cfg.evaluate.seed},
+        params=params, deps=(pretrain.name,),
+    )
+    stages = [pretrain, evaluate]
+    for algo in cfg.grid.algos:
+        ft_name = finetune_name(task, demos, method, algo, seed)
+        ft_dir = root / "finetune" / ft_name
+        stages.append(Stage(
+            name=f"finetune/{ft_name}", kind="finetune", dir=ft_dir,
+            module="postbc.finetune.command", config_class="FinetuneConfig",
+            config={**cfg.finetune_options(task), "checkpoint": str(pretrain_dir), "task": task, "out": str(ft_dir),
+                    "algo": algo, "seed": seed, "quiet": True},
+            params={**params, "algo": algo}, deps=(pretrain.name,),
+        ))
+    return stages

@@ -1,0 +1,120 @@
+"""`postbc sweep CONFIG`: run a grid of experiments (collect -> pretrain -> eval -> finetune).
+
+    postbc sweep configs/toy_tiny.toml --out runs/toy_tiny
+    postbc sweep configs/paper_robomimic.toml --backend ray --ray-address auto
+
+Every stage writes its own directory under --out, named by its parameters. Running the same
+command again skips finished stages (DONE.json), retries failed ones and resumes the rest from
+their checkpoints, so a killed sweep is simply started again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from postbc.io.config import require_choice, require_positive
+
+BACKENDS = ("local", "ray")
+
+
+@dataclasses.dataclass
+class SweepCommandConfig:
+    config: Annotated[Path, tyro.conf.Positional]
+    """sweep config file (.toml or .json): the grid and the budgets; see configs/ and docs/experiments.md."""
+    out: Path | None = None
+    """sweep directory (default: runs/<config file name>)."""
+    backend: str = "local"
+    """local (a process pool on this machine) | ray (one Ray task per stage)."""
+    ray_address: str | None = None
+    """address of a Ray cluster (implies --backend ray); without it the ray backend starts a local instance."""
+    max_workers: int = 0
+    """local backend: stages run at once (0: CPU cores // cpus_per_run)."""
+    cpus_per_run: int = 1
+    """CPUs (torch threads) each stage uses; the Ray backend declares them as the task's resources."""
+    only: str | None = None
+    """run only the stages whose name contains this text, plus the stages they depend on (e.g. "pretrain/")."""
+    dry_run: bool = False
+    """list the stages and their status, run nothing."""
+
+    def __post_init__(self) -> None:
+        if self.ray_address:
+            self.backend = "ray"
+        require_choice("backend", self.backend, BACKENDS)
+        require_positive("max_workers", self.max_workers, allow_zero=True)
+        require_positive("cpus_per_run", self.cpus_per_run)
+        self.config = Path(self.config)
+        self.out = Path(self.out) if self.out is not None else Path("runs") / self.config.stem
+
+
+def select(stages, only: str | None):
+    """The stages whose name contains `only`, and everything they need."""
+    if not only:
+        return stages
+    by_name = {s.name: s for s in stages}
+    keep: set[str] = set()
+    todo = [s.name for s in stages if only in s.name]
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo += by_name[name].deps
+    return [s for s in stages if s.name in keep]
+
+
+def make_backend(cfg: SweepCommandConfig, ray_init: dict | None = None):
+    from postbc.experiments.scheduler import LocalBackend, RayBackend, default_workers
+
+    if cfg.backend == "ray":
+        return RayBackend(cfg.ray_address, cfg.cpus_per_run, init_kwargs=ray_init)
+    return LocalBackend(cfg.max_workers or default_workers(cfg.cpus_per_run), cfg.cpus_per_run)
+
+
+def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
+    """Run the sweep; returns its `SweepResult`. `ray_init`: extra `ray.init` arguments (tests)."""
+    from postbc.errors import PostBCError
+    from postbc.experiments import markers
+    from postbc.experiments.config import load_sweep_config
+    from postbc.experiments.plan import plan_sweep
+    from postbc.experiments.scheduler import run_stages
+    from postbc.io.atomic import atomic_write_json
+    from postbc.io.config import to_jsonable
+
+    sweep = load_sweep_config(cfg.config)
+    stages = select(plan_sweep(sweep, cfg.out), cfg.only)
+    if not stages:
+        raise PostBCError(f"--only {cfg.only!r} matches no stage of {cfg.config}; names look like pretrain/toy-d5-bc-s0")
+    if cfg.dry_run:
+        for s in stages:
+            print(f"{markers.stage_status(s.dir):8s} {s.name}")
+        return None
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cfg.out / "sweep.json", {"source": str(cfg.config), "config": to_jsonable(sweep)})
+    t0 = time.perf_counter()
+
+    def on_event(kind: str, name: str, res: dict) -> None:
+        if kind == "done":
+            print(f"[{time.perf_counter() - t0:7.1f}s] done     {name} ({res['wall_time_s']:.1f}s)", flush=True)
+        elif kind == "failed":
+            print(f"[{time.perf_counter() - t0:7.1f}s] FAILED   {name}: {res['error']}", flush=True)
+        elif kind in ("started", "blocked"):
+            print(f"[{time.perf_counter() - t0:7.1f}s] {kind:8s} {name}", flush=True)
+
+    backend = make_backend(cfg, ray_init)
+    try:
+        result = run_stages(stages, backend, on_event)
+    finally:
+        backend.close()
+    print(f"sweep {cfg.out}: {len(result.done)} run, {len(result.skipped)} already done, "
+          f"{len(result.failed)} failed, {len(result.blocked)} blocked by a failure")
+    for name, error in result.failed.items():
+        print(f"  failed: {name}: {error} (details in {cfg.out / name / markers.FAILED})", file=sys.stderr)
+    if not result.ok:
+        raise PostBCError(f"{len(result.failed)} stage(s) failed; fix the cause and run the same command again "
+                          "(finished stages are kept)")
+    return result

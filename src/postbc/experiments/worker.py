@@ -1,0 +1,118 @@
+"""Run one stage inside a worker process (local pool or Ray task) and record its outcome.
+
+The stage's command does its own resuming; this wrapper adds what a sweep needs around it:
+- a lock on the stage directory, so a stage left running by a killed sweep (a worker that
+  outlived its parent) and the same stage of the restarted sweep never write at the same time;
+- the stage's stdout / stderr appended to `stage.log`;
+- DONE.json only after `run(cfg)` returned, FAILED.json with the error and traceback otherwise.
+Exceptions never leave `execute_stage`: one failing stage does not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterator
+
+from postbc.experiments import markers
+from postbc.experiments.plan import Stage
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def init_worker(cpus: int) -> None:
+    """Pool initializer: die with the sweep process, and size thread pools to `cpus`."""
+    _die_with_parent()
+    limit_threads(cpus)
+
+
+def limit_threads(cpus: int) -> None:
+    for var in THREAD_VARS:
+        os.environ[var] = str(cpus)
+    if "torch" in sys.modules:  # otherwise torch reads OMP_NUM_THREADS when the command imports it
+        sys.modules["torch"].set_num_threads(cpus)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the process that started it dies (a killed sweep leaves no orphans)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _stage_lock(stage_dir: Path) -> Iterator[None]:
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    with open(stage_dir / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released by the kernel when the holder dies
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _output_to(log_path: Path) -> Iterator[None]:
+    """Send this process's stdout / stderr (file descriptors, so child processes too) to `log_path`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def execute_stage(stage: Stage, cpus: int = 1) -> dict[str, Any]:
+    """Run `stage` unless it is done; returns {"name", "status": done | skipped | failed, "error", "wall_time_s"}."""
+    limit_threads(cpus)
+    with _stage_lock(stage.dir):
+        if markers.is_done(stage.dir):  # finished by a sweep that was killed before it heard back
+            return {"name": stage.name, "status": "skipped", "error": None, "wall_time_s": 0.0}
+        record = {"name": stage.name, "kind": stage.kind, "params": stage.params, "config": stage.config,
+                  "host": socket.gethostname(), "pid": os.getpid()}
+        markers.write_started(stage.dir, {**record, "started_at": time.time()})
+        t0 = time.perf_counter()
+        try:
+            with _output_to(stage.dir / "stage.log"):
+                print(f"=== {stage.name} started {time.ctime()}", flush=True)
+                module = importlib.import_module(stage.module)
+                cfg = _build_config(getattr(module, stage.config_class), stage.config)
+                module.run(cfg)
+        except BaseException as e:  # noqa: BLE001 - every failure, even SystemExit, is recorded
+            wall = time.perf_counter() - t0
+            error = f"{type(e).__name__}: {e}"
+            markers.write_failed(stage.dir, {**record, "error": error, "traceback": traceback.format_exc(),
+                                             "wall_time_s": wall, "failed_at": time.time()})
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return {"name": stage.name, "status": "failed", "error": error, "wall_time_s": wall}
+        wall = time.perf_counter() - t0
+        markers.write_done(stage.dir, {**record, "wall_time_s": wall, "finished_at": time.time()})
+        return {"name": stage.name, "status": "done", "error": None, "wall_time_s": wall}
+
+
+def _build_config(cls: type, options: dict[str, Any]) -> Any:
+    from postbc.io.config import from_jsonable
+
+    return from_jsonable(cls, options)
