@@ -69,11 +69,13 @@ def _output_to(log_path: Path) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(log_path, "a") as log:
+    with open(log_path, "a", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield
+            # sys.stdout may not be file descriptor 1 (e.g. under pytest), so redirect it as well
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -1,0 +1,73 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from postbc.errors import PostBCError
+from postbc.experiments.config import load_sweep_config, parse_sweep_config
+from postbc.experiments.plan import plan_sweep
+
+REPO = Path(__file__).resolve().parents[2]
+GRID = {"tasks": ["toy"], "demos": [4], "methods": ["bc", "postbc"]}
+
+
+def test_example_configs_load():
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        cfg = load_sweep_config(path)
+        assert plan_sweep(cfg, Path("/tmp/x"))
+
+
+def test_plan_shares_upstream_stages():
+    cfg = load_sweep_config(REPO / "configs" / "toy_tiny.toml")
+    stages = plan_sweep(cfg, Path("/sweep"))
+    kinds = [s.kind for s in stages]
+    assert kinds.count("collect") == 1 and kinds.count("pretrain") == 4 and kinds.count("finetune") == 4
+    names = {s.name for s in stages}
+    assert "finetune/toy-d4-postbc-dsrl-s1" in names
+    ft = next(s for s in stages if s.name == "finetune/toy-d4-postbc-dsrl-s1")
+    assert ft.deps == ("pretrain/toy-d4-postbc-s1",)
+    assert ft.config["checkpoint"] == "/sweep/pretrain/toy-d4-postbc-s1" and ft.config["sac"]["hidden"] == 32
+    pretrains = [s for s in stages if s.kind == "pretrain"]
+    assert {s.config["dataset"] for s in pretrains} == {"/sweep/data/toy-d4-s0/demos.hdf5"}
+    # every stage comes after its dependencies
+    seen = set()
+    for s in stages:
+        assert set(s.deps) <= seen
+        seen.add(s.name)
+
+
+def test_task_override_merges_nested_tables():
+    cfg = parse_sweep_config({"grid": {**GRID, "algos": ["dsrl"]}, "finetune": {"steps": 10, "sac": {"hidden": 8, "utd": 2}},
+                              "task_overrides": {"toy": {"finetune": {"sac": {"hidden": 16}}, "pretrain": {"alpha": 0.5}}}})
+    assert cfg.finetune_options("toy") == {"steps": 10, "sac": {"hidden": 16, "utd": 2}}
+    assert cfg.pretrain_options("toy") == {"alpha": 0.5}
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"grid": {**GRID, "taks": 1}}, ["taks", "tasks"]),
+    ({"grid": {**GRID, "methods": ["bc", "diffusion"]}}, ["grid.methods", "'diffusion'", "'postbc'"]),
+    ({"grid": {**GRID, "algos": ["ppo"]}}, ["grid.algos", "'dppo'"]),
+    ({"grid": GRID, "pretrain": {"epoch": 3}}, ["pretrain.epoch", "PretrainConfig", "epochs"]),
+    ({"grid": GRID, "pretrain": {"method": "bc"}}, ["pretrain.method", "set by the sweep"]),
+    ({"grid": GRID, "finetune": {"stepz": 3}}, ["finetune.stepz", "FinetuneConfig", "eval_every"]),
+    ({"grid": GRID, "task_overrides": {"lift": {}}}, ["task_overrides key", "'toy'"]),
+    ({"grid": {**GRID, "seeds": []}}, ["grid.seeds", "empty"]),
+    ({"name": "x"}, ["[grid]", "tasks"]),
+])
+def test_bad_configs_name_the_key(data, words):
+    with pytest.raises(PostBCError) as e:
+        parse_sweep_config(data, "my.toml")
+    for w in ["my.toml", *words]:
+        assert w in str(e.value)
+
+
+def test_json_and_bad_files(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"grid": GRID}))
+    assert load_sweep_config(p).grid.methods == ["bc", "postbc"]
+    for name, text, word in [("s.yaml", "", "use a .toml or .json"), ("t.toml", "grid = [", "does not parse")]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(PostBCError, match=word):
+            load_sweep_config(tmp_path / name)
+    with pytest.raises(PostBCError, match="does not exist"):
+        load_sweep_config(tmp_path / "none.toml")

@@ -1,0 +1,76 @@
+"""The DAG runner with stand-in stages in real worker processes (no torch, a few seconds)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from postbc.experiments import markers
+from postbc.experiments.plan import Stage
+from postbc.experiments.scheduler import LocalBackend, run_stages
+from postbc.experiments.worker import execute_stage
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def standin_importable(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))  # spawned workers inherit sys.path
+
+
+def standin(root: Path, name: str, deps=(), **options) -> Stage:
+    d = root / name
+    return Stage(name=name, kind="test", dir=d, module="standin_stage", config_class="StandinConfig",
+                 config={"out": str(d), **options}, params={"name": name}, deps=tuple(deps))
+
+
+def starts(stage: Stage) -> int:
+    path = stage.dir / "starts.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_failure_is_recorded_and_blocks_only_its_dependents(tmp_path):
+    a = standin(tmp_path, "a")
+    bad = standin(tmp_path, "bad", deps=["a"], fail=True)
+    after_bad = standin(tmp_path, "after_bad", deps=["bad"])
+    b = standin(tmp_path, "b", deps=["a"])
+    c = standin(tmp_path, "c", deps=["b"])
+    stages = [a, bad, after_bad, b, c]
+    backend = LocalBackend(max_workers=2, cpus_per_run=1)
+    try:
+        result = run_stages(stages, backend)
+        assert sorted(result.done) == ["a", "b", "c"]
+        assert list(result.failed) == ["bad"] and "stand-in stage asked to fail" in result.failed["bad"]
+        assert result.blocked == ["after_bad"]
+        failed = markers.read_marker(bad.dir, markers.FAILED)
+        assert "RuntimeError: stand-in stage asked to fail" in failed["error"]
+        assert "Traceback" in failed["traceback"] and failed["params"] == {"name": "bad"}
+        assert not markers.is_done(bad.dir) and markers.stage_status(after_bad.dir) == "missing"
+        done = markers.read_marker(c.dir, markers.DONE)
+        assert done["wall_time_s"] >= 0 and json.loads((c.dir / "step.json").read_text()) == {"step": 3}
+
+        # a rerun retries the failure (now fixed) and its dependents, and redoes nothing else
+        fixed = [standin(tmp_path, "bad", deps=["a"]) if s.name == "bad" else s for s in stages]
+        result = run_stages(fixed, backend)
+        assert sorted(result.done) == ["after_bad", "bad"] and sorted(result.skipped) == ["a", "b", "c"]
+        assert result.ok and not (bad.dir / markers.FAILED).exists()
+        assert [starts(s) for s in (a, b, c)] == [1, 1, 1] and starts(bad) == 2
+    finally:
+        backend.close()
+
+
+def test_worker_resumes_a_started_stage_and_skips_a_done_one(tmp_path):
+    s = standin(tmp_path, "s", steps=5)
+    s.dir.mkdir()
+    (s.dir / "step.json").write_text(json.dumps({"step": 3}))  # as left by a killed worker
+    assert execute_stage(s)["status"] == "done"
+    assert json.loads((s.dir / "step.json").read_text()) == {"step": 5}
+    assert markers.read_marker(s.dir, markers.STAGE)["name"] == "s"
+    assert "=== s started" in (s.dir / "stage.log").read_text()
+    assert execute_stage(s)["status"] == "skipped" and starts(s) == 1
+
+
+def test_unknown_dependency_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown stage"):
+        run_stages([standin(tmp_path, "x", deps=["nope"])], backend=None)
