@@ -1,0 +1,176 @@
+"""A pretrained policy as everything downstream uses it: raw observations in, raw action chunks out.
+
+`PretrainedPolicy` bundles the diffusion policy's (EMA) weights with what is needed to run it on
+an env: the observation / action normalizers, the observation keys in flattening order and the
+dataset's `env_args`. It is saved as one checkpoint (`policy.safetensors` + `policy.json`), and
+loading refuses files that do not fit: another checkpoint kind or format, missing or misshapen
+weights, normalizers of the wrong size. `check_task` refuses an env the policy was not made for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from postbc.data.normalizer import MinMaxNormalizer
+from postbc.envs.registry import TaskSpec
+from postbc.errors import PostBCError
+from postbc.io.checkpoint import check_shapes, checkpoint_paths, load_checkpoint, save_checkpoint
+from postbc.io.config import from_jsonable, to_jsonable
+from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
+
+CHECKPOINT_KIND = "postbc.pretrained_policy"
+POLICY_FORMAT = 1
+POLICY_STEM = "policy"
+
+
+class PretrainedPolicy:
+    """A diffusion policy with its normalizers; `act` maps raw flat observations to raw action chunks."""
+
+    def __init__(
+        self,
+        model: DiffusionPolicy,
+        obs_normalizer: MinMaxNormalizer,
+        action_normalizer: MinMaxNormalizer,
+        obs_keys: tuple[str, ...],
+        obs_dims: tuple[int, ...],
+        env_args: Mapping[str, Any],
+        config: Mapping[str, Any] | None = None,
+    ):
+        cfg = model.cfg
+        for what, got, want in (
+            ("observation normalizer", obs_normalizer.dim, cfg.obs_dim),
+            ("action normalizer", action_normalizer.dim, cfg.act_dim),
+            ("sum of obs_dims", sum(obs_dims), cfg.obs_dim),
+        ):
+            if got != want:
+                raise PostBCError(f"policy: {what} has size {got}, the model expects {want}; the checkpoint is inconsistent")
+        if len(obs_keys) != len(obs_dims):
+            raise PostBCError(f"policy: {len(obs_keys)} obs keys {list(obs_keys)} but {len(obs_dims)} obs dims {list(obs_dims)}")
+        self.model = model.eval()
+        self.obs_normalizer, self.action_normalizer = obs_normalizer, action_normalizer
+        self.obs_keys, self.obs_dims = tuple(obs_keys), tuple(int(d) for d in obs_dims)
+        self.env_args = dict(env_args)
+        self.config = dict(config or {})
+
+    @property
+    def chunk(self) -> int:
+        return self.model.cfg.chunk
+
+    @property
+    def act_dim(self) -> int:
+        return self.model.cfg.act_dim
+
+    @property
+    def obs_dim(self) -> int:
+        return self.model.cfg.obs_dim
+
+    # -- acting ------------------------------------------------------------------------------------
+    def act(
+        self,
+        obs: np.ndarray,
+        noise: np.ndarray | torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+    ) -> np.ndarray:
+        """(B, chunk, act_dim) raw actions for raw flat observations `obs` (B, obs_dim), by DDIM.
+
+        Deterministic given `noise` (B, chunk, act_dim) (or (B, chunk * act_dim)); N(0, I) noise from
+        `generator` when it is None. `steps` overrides the number of DDIM steps.
+        """
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
+            raise PostBCError(
+                f"policy.act expects observations of shape (B, {self.obs_dim}) (keys {list(self.obs_keys)} flattened), "
+                f"got {obs.shape}"
+            )
+        batch = obs.shape[0]
+        shape = (batch, self.chunk, self.act_dim)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator)
+        else:
+            noise = torch.as_tensor(noise, dtype=torch.float32)
+            if noise.numel() != batch * self.chunk * self.act_dim:
+                raise PostBCError(f"policy.act: noise has shape {tuple(noise.shape)}, expected {shape}")
+            noise = noise.reshape(shape)
+        with torch.inference_mode():
+            actions = self.model.sample_ddim(torch.from_numpy(self.obs_normalizer.normalize(obs)), noise, steps)
+        return self.action_normalizer.unnormalize(actions.numpy())
+
+    def check_task(self, spec: TaskSpec) -> None:
+        """Refuse a task whose observation keys, sizes or action size differ from the policy's."""
+        mine = dict(zip(self.obs_keys, self.obs_dims))
+        theirs = dict(zip(spec.obs_keys, spec.obs_dims))
+        problems = []
+        if tuple(spec.obs_keys) != self.obs_keys:
+            problems.append(f"obs keys: policy {list(self.obs_keys)}, task {list(spec.obs_keys)}")
+        elif mine != theirs:
+            problems.append(f"obs dims: policy {mine}, task {theirs}")
+        if spec.act_dim != self.act_dim:
+            problems.append(f"action dim: policy {self.act_dim}, task {spec.act_dim}")
+        if problems:
+            raise PostBCError(
+                f"the pretrained policy does not fit task '{spec.name}' ({'; '.join(problems)}); "
+                "use a policy pretrained on demos of this task"
+            )
+
+    # -- files -------------------------------------------------------------------------------------
+    def save(self, stem: Path, extra: Mapping[str, Any] | None = None) -> None:
+        """Write `stem`.safetensors (model weights) + `stem`.json (everything else), atomically."""
+        meta = {
+            "kind": CHECKPOINT_KIND,
+            "policy_format": POLICY_FORMAT,
+            "diffusion": to_jsonable(self.model.cfg),
+            "obs_normalizer": self.obs_normalizer.to_dict(),
+            "action_normalizer": self.action_normalizer.to_dict(),
+            "obs_keys": list(self.obs_keys),
+            "obs_dims": list(self.obs_dims),
+            "env_args": self.env_args,
+            "config": self.config,
+            **(extra or {}),
+        }
+        save_checkpoint(stem, self.model.state_dict(), meta)
+
+    @classmethod
+    def load(cls, path: Path) -> "PretrainedPolicy":
+        """Load from a pretraining run directory (its `policy.*`) or a checkpoint stem / file."""
+        path = Path(path)
+        if path.is_dir():
+            stem = path / POLICY_STEM
+        elif path.suffix in (".json", ".safetensors"):
+            stem = path.with_suffix("")
+        else:
+            stem = path
+        meta_path = checkpoint_paths(stem)[1]
+        if path.is_dir() and not meta_path.exists():
+            raise PostBCError(
+                f"{path} holds no {POLICY_STEM}.json / {POLICY_STEM}.safetensors: the pretraining run has not finished; "
+                "re-run the same `postbc pretrain` command to resume it"
+            )
+        tensors, meta = load_checkpoint(stem)
+        if meta.get("kind") != CHECKPOINT_KIND:
+            raise PostBCError(f"{meta_path} is a '{meta.get('kind')}' checkpoint, not a pretrained policy ({CHECKPOINT_KIND})")
+        if meta.get("policy_format") != POLICY_FORMAT:
+            raise PostBCError(
+                f"{meta_path} has policy format {meta.get('policy_format')}, this postbc reads format {POLICY_FORMAT}; "
+                "re-create it by pretraining again with this version"
+            )
+        try:
+            cfg = from_jsonable(DiffusionConfig, meta["diffusion"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise PostBCError(f"{meta_path}: the diffusion config is missing or invalid ({e})") from e
+        model = DiffusionPolicy(cfg)
+        check_shapes(tensors, {k: v.shape for k, v in model.state_dict().items()}, str(checkpoint_paths(stem)[0]))
+        model.load_state_dict(tensors)
+        return cls(
+            model,
+            MinMaxNormalizer.from_dict(meta["obs_normalizer"]),
+            MinMaxNormalizer.from_dict(meta["action_normalizer"]),
+            tuple(meta["obs_keys"]),
+            tuple(meta["obs_dims"]),
+            meta["env_args"],
+            meta.get("config"),
+        )

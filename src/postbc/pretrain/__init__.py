@@ -1,0 +1,2 @@
+"""Pretraining: bootstrap-ensemble posterior, target-noise transforms, one trainer, the `pretrain` command.
+"""

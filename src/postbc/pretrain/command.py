@@ -1,0 +1,227 @@
+"""`postbc pretrain`: fit a diffusion policy to demos with bc, sigma_bc or postbc.
+
+    postbc pretrain --method postbc --dataset demos.hdf5 --out runs/lift_postbc
+
+The run directory gets config.json, metrics.csv (+ tb/), checkpoints/last.* (resume), the final
+EMA policy `policy.*`, and for postbc `ensemble.*`, `posterior.*` and ensemble_log/metrics.csv.
+Running the same command again resumes a killed run from its last checkpoint (a finished
+ensemble is not retrained) or does nothing when the run has finished; a different config or a
+changed dataset is refused.
+
+Defaults are sized for a CPU; each field's docstring gives the paper's value (Robomimic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from postbc.data.bootstrap import BOOTSTRAP_KINDS
+from postbc.io.config import require_choice, require_positive, to_jsonable
+
+METHODS = ("bc", "sigma_bc", "postbc")
+COVARIANCE_KINDS = ("full", "diagonal")  # postbc.pretrain.posterior (kept here: no torch import for --help)
+ENSEMBLE_HEADS = ("deterministic", "gaussian")  # postbc.policies.ensemble
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Pretrain a diffusion policy from demonstrations with BC, sigma-BC or Posterior BC."""
+
+    method: str
+    """bc | sigma_bc | postbc: no target noise, sigma * N(0, I), or alpha * N(0, Sigma(s)) from the ensemble posterior."""
+    dataset: Path
+    """Robomimic-style HDF5 demos (e.g. from `postbc collect`)."""
+    out: Path
+    """Run directory (created; re-running the same command resumes it)."""
+    seed: int = 0
+    """Seed of everything random (initialization, bootstrap, batches, noise)."""
+    obs_keys: tuple[str, ...] | None = None
+    """Observation keys to flatten, in order (default: the dataset's own list)."""
+    filter_key: str | None = None
+    """Use only the demos listed under this filter key of the dataset."""
+    max_demos: int | None = None
+    """Use only the first N demos (paper, DSRL/DPPO runs: 5 Lift, 10 Can, 30 Square)."""
+    chunk: int = 4
+    """Action chunk length (paper: 4 for DSRL/DPPO, 1 for Best-of-N)."""
+    hidden: int = 256
+    """Width of the denoiser MLP (paper: 512 Lift, 1024 Can/Square)."""
+    layers: int = 3
+    """Hidden layers of the denoiser MLP (paper: 3)."""
+    train_steps: int = 100
+    """Diffusion steps of the training schedule (paper: 100)."""
+    inference_steps: int = 8
+    """DDIM steps used when acting (paper: 8)."""
+    epochs: int = 300
+    """Policy training epochs (paper: 3000)."""
+    batch_size: int = 256
+    """Batch size of policy and ensemble training (paper: not stated; 256 here)."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate of the policy, cosine-decayed to 0 (paper: not stated)."""
+    weight_decay: float = 1e-6
+    """AdamW weight decay of the policy."""
+    ema_decay: float = 0.995
+    """EMA decay of the saved policy weights (with warm-up)."""
+    sigma: float = 0.1
+    """sigma_bc: std of the isotropic target noise in normalized action units (paper: 0.1 Lift/Can, 0.05 Square)."""
+    alpha: float = 1.0
+    """postbc: posterior noise weight; targets a + alpha * L(s) eps, i.e. alpha scales the std (paper: 0.25-1, Libero 2-4)."""
+    ensemble_size: int = 100
+    """postbc: ensemble members K (paper: 100)."""
+    ensemble_epochs: int = 100
+    """postbc: ensemble epochs, N bootstrap draws per member each (paper: 10000 Lift, 6000 Can, 3000 Square)."""
+    ensemble_hidden: int | None = None
+    """postbc: width of each ensemble member (default: --hidden, as in the paper)."""
+    ensemble_layers: int | None = None
+    """postbc: hidden layers of each member (default: --layers, as in the paper)."""
+    ensemble_head: str = "gaussian"
+    """postbc: deterministic | gaussian member head; the posterior uses the means (paper, Robomimic: gaussian)."""
+    ensemble_lr: float = 1e-3
+    """postbc: Adam learning rate of the ensemble."""
+    bootstrap: str = "trajectory"
+    """postbc: trajectory | state_action resampling per member (paper: trajectory on Robomimic, state_action on Libero)."""
+    covariance: str = "full"
+    """postbc: full | diagonal posterior covariance over the flattened chunk (paper: full; diagonal in one setting)."""
+    checkpoint_every: int = 25
+    """Epochs between resume checkpoints (policy and ensemble)."""
+    threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    quiet: bool = False
+    """No progress bars."""
+
+    def __post_init__(self) -> None:
+        require_choice("method", self.method, METHODS)
+        require_choice("bootstrap", self.bootstrap, BOOTSTRAP_KINDS)
+        require_choice("covariance", self.covariance, COVARIANCE_KINDS)
+        require_choice("ensemble_head", self.ensemble_head, ENSEMBLE_HEADS)
+        for name in ("chunk", "hidden", "layers", "train_steps", "inference_steps", "epochs", "batch_size",
+                     "lr", "ensemble_size", "ensemble_epochs", "ensemble_lr", "checkpoint_every"):
+            require_positive(name, getattr(self, name))
+        for name in ("weight_decay", "sigma", "alpha", "threads"):
+            require_positive(name, getattr(self, name), allow_zero=True)
+        for name in ("ensemble_hidden", "ensemble_layers", "max_demos"):
+            if getattr(self, name) is not None:
+                require_positive(name, getattr(self, name))
+        if self.method == "postbc" and self.ensemble_size < 2:
+            raise ValueError(f"ensemble_size={self.ensemble_size} must be >= 2 for a posterior covariance")
+        if self.inference_steps > self.train_steps:
+            raise ValueError(f"inference_steps={self.inference_steps} must be <= train_steps={self.train_steps}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay} must lie in [0, 1)")
+        self.dataset, self.out = Path(self.dataset), Path(self.out)
+        if self.obs_keys is not None:
+            self.obs_keys = tuple(self.obs_keys)
+
+
+def dataset_identity(dataset: Any) -> dict[str, Any]:
+    """What a resumed run must see again: a digest of the arrays plus their keys and sizes."""
+    digest = hashlib.sha256()
+    for array in (dataset.obs, dataset.actions, dataset.episode_lengths):
+        digest.update(array.tobytes())
+    return {
+        "dataset_sha256": digest.hexdigest(),
+        "num_samples": dataset.num_samples,
+        "num_episodes": dataset.num_episodes,
+        "obs_keys": list(dataset.obs_keys),
+        "obs_dim": dataset.obs_dim,
+        "act_dim": dataset.act_dim,
+    }
+
+
+def run(cfg: PretrainConfig):
+    """Pretrain and write the run directory; returns the loaded `PretrainedPolicy`."""
+    import numpy as np
+    import torch
+
+    from postbc.data import DemoDataset
+    from postbc.io.checkpoint import checkpoint_exists
+    from postbc.io.runs import prepare_run_dir
+    from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
+    from postbc.policies.pretrained import POLICY_STEM, PretrainedPolicy
+    from postbc.pretrain.target_noise import IsotropicTargetNoise, NoTargetNoise
+    from postbc.pretrain.trainer import PolicyTraining, train_policy
+    from postbc.utils import is_quiet
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dataset = DemoDataset.load(cfg.dataset, obs_keys=cfg.obs_keys, filter_key=cfg.filter_key, max_demos=cfg.max_demos)
+    out = cfg.out
+    prepare_run_dir(out, cfg, command="pretrain")
+    say = (lambda msg: None) if is_quiet(cfg.quiet) else print
+    if checkpoint_exists(out / POLICY_STEM):
+        say(f"{out} already holds a finished {cfg.method} policy; nothing to do")
+        return PretrainedPolicy.load(out)
+
+    identity = {**dataset_identity(dataset), "method": cfg.method}
+    seeds = np.random.SeedSequence(cfg.seed).generate_state(3)  # bootstrap, ensemble, policy streams
+    obs = torch.from_numpy(dataset.normalized_obs())
+    chunks = torch.from_numpy(dataset.action_chunks(cfg.chunk))
+    if cfg.method == "bc":
+        target_noise = NoTargetNoise()
+    elif cfg.method == "sigma_bc":
+        target_noise = IsotropicTargetNoise(cfg.sigma)
+    else:
+        target_noise = posterior_target_noise(cfg, dataset, obs, chunks, identity, seeds)
+
+    torch.manual_seed(int(seeds[2]))
+    diffusion = DiffusionConfig(
+        obs_dim=dataset.obs_dim, act_dim=dataset.act_dim, chunk=cfg.chunk, hidden=cfg.hidden, layers=cfg.layers,
+        train_steps=cfg.train_steps, inference_steps=cfg.inference_steps,
+    )
+    settings = PolicyTraining(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        ema_decay=cfg.ema_decay, checkpoint_every=cfg.checkpoint_every,
+    )
+    ema = train_policy(
+        DiffusionPolicy(diffusion), obs, chunks, target_noise, settings,
+        generator=torch.Generator().manual_seed(int(seeds[2])),
+        checkpoint=out / "checkpoints" / "last", log_dir=out, identity=identity, quiet=cfg.quiet,
+    )
+    policy = PretrainedPolicy(
+        ema.model, dataset.obs_normalizer, dataset.action_normalizer, dataset.obs_keys, dataset.obs_dims,
+        dataset.env_args, config=to_jsonable(cfg),
+    )
+    policy.save(out / POLICY_STEM, extra={"dataset": identity})
+    say(f"wrote {out / POLICY_STEM}.safetensors ({cfg.method}, {cfg.epochs} epochs, {dataset.num_samples} samples)")
+    return policy
+
+
+def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, identity: dict[str, Any], seeds):
+    """postbc: train (or reload) the bootstrap ensemble, estimate (or reload) Sigma(s), wrap it as target noise."""
+    import numpy as np
+    import torch
+
+    from postbc.data import bootstrap_counts
+    from postbc.errors import PostBCError
+    from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+    from postbc.policies.ensemble import EnsembleMLP
+    from postbc.pretrain.posterior import PosteriorEstimate, estimate_posterior, fit_ensemble
+    from postbc.pretrain.target_noise import PosteriorTargetNoise
+
+    out = cfg.out
+    if checkpoint_exists(out / "posterior"):
+        tensors, meta = load_checkpoint(out / "posterior")
+        if meta.get("identity") != identity:
+            raise PostBCError(f"{out / 'posterior.json'} was estimated from other data; use a new --out or delete the directory")
+        return PosteriorTargetNoise(PosteriorEstimate.from_tensors(tensors, meta["kind"]), cfg.alpha)
+
+    counts = bootstrap_counts(cfg.bootstrap, dataset.episode_of, cfg.ensemble_size, np.random.default_rng(int(seeds[0])))
+    torch.manual_seed(int(seeds[1]))
+    ensemble = EnsembleMLP(
+        cfg.ensemble_size, dataset.obs_dim, chunks[0].numel(), hidden=cfg.ensemble_hidden or cfg.hidden,
+        layers=cfg.ensemble_layers or cfg.layers, head=cfg.ensemble_head,
+    )
+    fit_ensemble(
+        ensemble, obs, chunks.flatten(1), torch.from_numpy(counts),
+        epochs=cfg.ensemble_epochs, batch_size=cfg.batch_size, lr=cfg.ensemble_lr,
+        generator=torch.Generator().manual_seed(int(seeds[1])),
+        checkpoint=out / "checkpoints" / "ensemble_last", checkpoint_every=cfg.checkpoint_every,
+        log_dir=out / "ensemble_log", identity=identity, quiet=cfg.quiet,
+    )
+    save_checkpoint(out / "ensemble", {**ensemble.state_dict(), "bootstrap_counts": torch.from_numpy(counts)},
+                    {"identity": identity, "num_members": cfg.ensemble_size, "head": cfg.ensemble_head})
+    posterior = estimate_posterior(ensemble, obs, cfg.covariance)
+    save_checkpoint(out / "posterior", posterior.to_tensors(), {"identity": identity, "kind": posterior.kind})
+    return PosteriorTargetNoise(posterior, cfg.alpha)

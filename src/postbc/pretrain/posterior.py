@@ -1,0 +1,149 @@
+"""Posterior over the demonstrator's action chunk, estimated with a bootstrap ensemble (paper sec. 3).
+
+1. `fit_ensemble`: K regressors (one `EnsembleMLP`) map a normalized observation to the normalized,
+   flattened action chunk (D = chunk * act_dim). Member k trains on its own bootstrap resample,
+   given as row k of a (K, N) count matrix; each step draws (K, B) dataset indices with
+   `torch.multinomial` over those rows, so one epoch is N draws per member.
+2. `estimate_posterior`: for every dataset sample, the mean and the sample covariance (1 / (K - 1))
+   over members of their predicted chunk (only the means, for a Gaussian head), stored with a
+   square-root factor L (Sigma = L L^T) so that noise with covariance Sigma is `L @ eps`.
+   "full": L = V diag(sqrt(max(lambda, 0))) from the eigendecomposition Sigma = V diag(lambda) V^T
+   (exact for the PSD Sigma, no jitter needed when members agree); "diagonal": the std vector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from postbc.policies.ensemble import EnsembleMLP
+from postbc.pretrain.loop import ResumableState, run_epochs
+
+COVARIANCE_KINDS = ("full", "diagonal")
+
+
+@dataclasses.dataclass
+class PosteriorEstimate:
+    """Per-sample posterior mean (N, D) and covariance factor: (N, D, D) for "full", (N, D) std for "diagonal"."""
+
+    mean: torch.Tensor
+    factor: torch.Tensor
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in COVARIANCE_KINDS:
+            raise ValueError(f"posterior kind={self.kind!r}; choose one of {COVARIANCE_KINDS}")
+        n, d = self.mean.shape
+        expected = (n, d, d) if self.kind == "full" else (n, d)
+        if tuple(self.factor.shape) != expected:
+            raise ValueError(f"{self.kind} posterior factor must have shape {expected}, got {tuple(self.factor.shape)}")
+
+    @property
+    def num_samples(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[1]
+
+    def sample_noise(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, D) draws of N(0, Sigma(s_i)) for dataset samples `idx` (B,): L_i @ eps_i, fresh eps."""
+        eps = torch.randn((idx.shape[0], self.dim), generator=generator, dtype=self.factor.dtype, device=self.factor.device)
+        if self.kind == "diagonal":
+            return self.factor[idx] * eps
+        return torch.bmm(self.factor[idx], eps.unsqueeze(-1)).squeeze(-1)
+
+    def covariance(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Sigma (n, D, D) for samples `idx` (all when None), rebuilt from the factor."""
+        f = self.factor if idx is None else self.factor[idx]
+        if self.kind == "diagonal":
+            return torch.diag_embed(f**2)
+        return f @ f.transpose(-1, -2)
+
+    def std(self) -> torch.Tensor:
+        """(N, D) marginal posterior std of each chunk coordinate (for plots of where the data is scarce)."""
+        if self.kind == "diagonal":
+            return self.factor
+        return (self.factor**2).sum(-1).sqrt()
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean, "factor": self.factor}
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], kind: str) -> "PosteriorEstimate":
+        return cls(tensors["mean"], tensors["factor"], kind)
+
+
+@torch.no_grad()
+def estimate_posterior(ensemble: EnsembleMLP, obs: torch.Tensor, kind: str = "full", batch_size: int = 1024) -> PosteriorEstimate:
+    """Mean and covariance over members of the ensemble's predicted means at every row of `obs` (N, in)."""
+    if kind not in COVARIANCE_KINDS:
+        raise ValueError(f"covariance kind={kind!r}; choose one of {COVARIANCE_KINDS}")
+    K = ensemble.num_members
+    if K < 2:
+        raise ValueError("a posterior covariance needs an ensemble of at least 2 members")
+    means, factors = [], []
+    for batch in obs.split(batch_size):
+        preds = ensemble(batch).mean.double()  # (K, b, D)
+        mean = preds.mean(0)
+        centered = preds - mean
+        if kind == "diagonal":
+            factor = ((centered**2).sum(0) / (K - 1)).sqrt()
+        else:
+            cov = torch.einsum("kbd,kbe->bde", centered, centered) / (K - 1)
+            evals, evecs = torch.linalg.eigh(cov)
+            factor = evecs * evals.clamp(min=0).sqrt().unsqueeze(-2)
+        means.append(mean.float())
+        factors.append(factor.float())
+    return PosteriorEstimate(torch.cat(means), torch.cat(factors), kind)
+
+
+def bootstrap_indices(weights: torch.Tensor, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(K, B) dataset indices; row k drawn with replacement proportional to `weights[k]` (K, N)."""
+    return torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+
+
+def fit_ensemble(
+    ensemble: EnsembleMLP,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    counts: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    generator: torch.Generator,
+    checkpoint: Path,
+    checkpoint_every: int = 25,
+    log_dir: Path | None = None,
+    identity: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+) -> None:
+    """Train member k on bootstrap counts[k] (K, N) for `epochs` epochs; resumes from `checkpoint`.
+
+    `inputs` (N, in) and `targets` (N, D) are the normalized observations and flattened chunks.
+    Every optimizer step is one batched pass over all members (no loop over members).
+    """
+    if counts.shape != (ensemble.num_members, inputs.shape[0]):
+        raise ValueError(f"bootstrap counts must have shape ({ensemble.num_members}, {inputs.shape[0]}), got {tuple(counts.shape)}")
+    weights = counts.to(torch.float32)
+    steps = math.ceil(inputs.shape[0] / batch_size)
+    optimizer = torch.optim.Adam(ensemble.parameters(), lr=lr, fused=True)
+    state = ResumableState(checkpoint, {"ensemble": ensemble}, optimizer, generator, identity or {})
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        total = 0.0
+        for _ in range(steps):
+            idx = bootstrap_indices(weights, batch_size, generator)
+            loss = ensemble.loss(inputs[idx], targets[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        return {"loss": total / (steps * ensemble.num_members)}
+
+    run_epochs(state, epochs, train_epoch, log_dir=log_dir, checkpoint_every=checkpoint_every, desc="ensemble", quiet=quiet)
