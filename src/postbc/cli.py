@@ -15,7 +15,6 @@ from postbc.errors import PostBCError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "theory": ("postbc.theory.command", "TheoryConfig", "Run the tabular theory experiments (paper section 2)."),
     "pretrain": ("postbc.pretrain.command", "PretrainConfig", "Pretrain a diffusion policy from demos with bc, sigma_bc or postbc."),
-    "pretrain": ("postbc.pretrain.command", "PretrainConfig", "Pretrain a diffusion policy from demos with bc, sigma_bc or postbc."),
     "finetune": ("postbc.finetune.command", "FinetuneConfig", "Finetune a pretrained policy with DSRL-SAC, DSRL-NA, DPPO or Best-of-N."),
     "best-of-n-fit": ("postbc.finetune.best_of_n_fit", "BestOfNFitConfig", "Fit the Best-of-N IQL critic on labelled rollouts (no simulator)."),
     "collect": ("postbc.experts.command", "CollectConfig", "Collect scripted demonstrations into a robomimic-style HDF5 file."),
