@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -92,3 +94,29 @@ def test_env_crash_is_logged_and_the_run_continues(tmp_path, caplog):
     rows = read_metrics(out)
     assert int(rows[-1]["env_steps"]) >= 600 and int(rows[-1]["env_crashes"]) > 0
     assert "crashed mid-episode" in caplog.text
+
+
+def test_dsrl_na_learns_to_steer_a_random_walk(tmp_path, line_spec):
+    sac = dataclasses.replace(FAST_SAC, noise_critic_steps=2, utd=2)
+    run(_cfg(tmp_path / "run", algo="dsrl_na", steps=2000, sac=sac), base=NoisePuppet(), spec=line_spec)
+    rows = read_metrics(tmp_path / "run")
+    assert float(rows[-1]["eval_success"]) >= 0.8
+    assert float(rows[-1]["noise_critic_loss"]) >= 0
+
+
+def test_dsrl_na_noise_stays_within_the_action_magnitude(line_spec):
+    from postbc.finetune.dsrl_na import DSRLNA
+
+    seen = []
+
+    class Recorder(NoisePuppet):
+        def act(self, obs, noise=None):
+            seen.append(np.abs(noise).max())
+            return super().act(obs, noise)
+
+    cfg = dataclasses.replace(FAST_SAC, action_magnitude=0.5, warmup_steps=0, batch_size=8)
+    algo = DSRLNA(cfg, Recorder(), 2, seed=0)
+    obs = np.random.default_rng(0).standard_normal((16, 2)).astype(np.float32)
+    algo.act(obs, 0)
+    algo.distill_step(torch.as_tensor(obs))
+    assert max(seen) <= 0.5 + 1e-6

@@ -32,12 +32,14 @@ class BestOfNFitConfig:
     """Seed for network init and minibatches."""
     log_every: int = 1000
     """Write a metrics row every this many gradient steps."""
+    threads: int = 1
+    """torch CPU threads."""
     iql: IQLConfig = dataclasses.field(default_factory=IQLConfig)
     quiet: bool = False
     """No progress bar."""
 
     def __post_init__(self):
-        for name in ("steps", "candidates", "log_every"):
+        for name in ("steps", "candidates", "log_every", "threads"):
             require_positive(name, getattr(self, name))
 
 
@@ -63,6 +65,7 @@ def run(cfg: BestOfNFitConfig) -> dict:
                                   "fit on rollouts of this policy")
     resuming = prepare_run_dir(cfg.out, cfg, command="best-of-n-fit")
     torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
     iql = iql_from_config(cfg.iql, meta["obs_dim"], meta["chunk"] * meta["act_dim"])
     last = fit_iql(iql, rollout_buffer(data), cfg.out, steps=cfg.steps, batch_size=cfg.iql.batch_size,
                    log_every=cfg.log_every, checkpoint_every=cfg.log_every, resuming=resuming, quiet=cfg.quiet)

@@ -37,6 +37,7 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     else:
         check_policy_task(base, spec, str(cfg.checkpoint))
     resuming = prepare_run_dir(cfg.out, cfg, command="finetune")
+    torch.set_num_threads(cfg.threads)
     compat = {"task": spec.name, "obs_dim": spec.obs_dim, "act_dim": spec.act_dim, "chunk": int(base.chunk),
               "algo": cfg.algo}
     if cfg.algo == "best_of_n":

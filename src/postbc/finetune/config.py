@@ -164,6 +164,8 @@ class FinetuneConfig:
     """Evaluation episodes per evaluation point (paper: 200)."""
     checkpoint_every: int = 0
     """Write the resume checkpoint every this many steps; 0 = at every evaluation."""
+    threads: int = 1
+    """torch CPU threads for learning (small networks on a shared CPU run fastest on one)."""
     env_backend: str = "auto"
     """auto | async (one process per env) | sync (in-process) for training and evaluation envs."""
     sac: SACConfig = dataclasses.field(default_factory=SACConfig)
@@ -175,7 +177,7 @@ class FinetuneConfig:
     def __post_init__(self):
         require_choice("algo", self.algo, ALGOS)
         require_choice("env_backend", self.env_backend, ("auto", "async", "sync"))
-        for name in ("steps", "num_envs", "eval_every", "eval_episodes"):
+        for name in ("steps", "num_envs", "eval_every", "eval_episodes", "threads"):
             require_positive(name, getattr(self, name))
         require_positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
 

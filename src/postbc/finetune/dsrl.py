@@ -36,6 +36,18 @@ def store_transitions(replay: ReplayBuffer, obs: np.ndarray, action: torch.Tenso
                next_obs=torch.as_tensor(step.next_obs)[keep], done=torch.as_tensor(step.terminated, dtype=torch.float32)[keep])
 
 
+def standard_noise(n: int, dim: int, magnitude: float, rng: np.random.Generator) -> torch.Tensor:
+    """w ~ N(0, I) clipped to the actor's range [-m, m]: the base policy's own sampling distribution."""
+    return torch.as_tensor(rng.standard_normal((n, dim)), dtype=torch.float32).clamp(-magnitude, magnitude)
+
+
+def choose_noise(actor, obs: np.ndarray, env_steps: int, cfg: SACConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Warm-up: the base policy (standard noise); afterwards: a sample of the noise actor."""
+    if env_steps < cfg.warmup_steps:
+        return standard_noise(len(obs), actor.net[-1].out_features // 2, cfg.action_magnitude, rng)
+    return actor.act(torch.as_tensor(obs))
+
+
 class DSRL:
     reward_kind = "minus_one"
     metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
@@ -50,11 +62,7 @@ class DSRL:
         self._last: tuple[np.ndarray, torch.Tensor] | None = None
 
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
-        m = self.cfg.action_magnitude
-        if env_steps < self.cfg.warmup_steps:
-            w = torch.as_tensor(self.np_rng.standard_normal((len(obs), self.noise_dim)), dtype=torch.float32).clamp(-m, m)
-        else:
-            w = self.sac.actor.act(torch.as_tensor(obs))
+        w = choose_noise(self.sac.actor, obs, env_steps, self.cfg, self.np_rng)
         self._last = (obs.copy(), w)
         return base_actions(self.base, obs, w).numpy()
 

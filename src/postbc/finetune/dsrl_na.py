@@ -1,0 +1,116 @@
+"""DSRL-NA (noise aliasing): critics over executed action chunks, an actor over diffusion noise.
+
+Many noises map to the same chunk, so learning Q over chunks shares information between them:
+- replay stores (s, a, r, s', done) with a the executed chunk (flattened);
+- action critic:  Q_A(s, a) <- r + gamma (1 - done) (min_k Q_A_targ(s', pi_dp(s', w')) - alpha log pi(w'|s')),
+  w' ~ actor(s'), pi_dp the frozen diffusion policy's deterministic DDIM map w -> chunk;
+- noise critic:   Q_W(s, w) <- Q_A(s, pi_dp(s, w)) per ensemble member, w ~ N(0, I) clipped to [-m, m]
+  (the same range the actor's w = m tanh(u) covers; `noise_critic_steps` distillation steps per update);
+- actor / temperature: SAC losses on min_k Q_W(s, w), w ~ actor(s).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from postbc.finetune.base import SteeredPolicy, base_actions
+from postbc.finetune.config import SACConfig
+from postbc.finetune.dsrl import choose_noise, standard_noise, store_transitions, transition_fields
+from postbc.finetune.networks import Critic, TanhGaussianActor
+from postbc.finetune.replay import ReplayBuffer
+from postbc.finetune.rollout import ChunkStep
+from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
+from postbc.finetune.state import load_module_state, module_state
+
+
+class DSRLNA(nn.Module):
+    reward_kind = "minus_one"
+    metric_names = ("critic_loss", "noise_critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
+
+    def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
+        super().__init__()
+        self.cfg, self.base = cfg, base
+        torch.manual_seed(seed)
+        self.np_rng = np.random.default_rng(seed)
+        dim = base.chunk * base.act_dim  # noise and chunk have the same size
+        self.noise_dim = dim
+        width = dict(hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation)
+        self.actor = TanhGaussianActor(obs_dim, dim, scale=cfg.action_magnitude, **width)
+        self.q_a = Critic(obs_dim, dim, members=cfg.num_critics, **width)
+        self.q_a_target = copy.deepcopy(self.q_a).requires_grad_(False)
+        self.q_w = Critic(obs_dim, dim, members=cfg.num_critics, **width)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
+        self.optimizer = make_adam([*self.actor.parameters(), *self.q_a.parameters(), self.log_alpha], cfg.lr)
+        self.noise_optimizer = make_adam(self.q_w.parameters(), cfg.lr)
+        self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (dim,)))
+        self._last = None
+
+    def chunk_of(self, obs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return base_actions(self.base, obs, w).reshape(len(obs), -1)
+
+    def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
+        chunks = base_actions(self.base, obs, choose_noise(self.actor, obs, env_steps, self.cfg, self.np_rng))
+        self._last = (obs.copy(), chunks.reshape(len(obs), -1))
+        return chunks.numpy()
+
+    def observe(self, step: ChunkStep) -> None:
+        obs, chunk = self._last
+        store_transitions(self.replay, obs, chunk, step)
+
+    def update(self, env_steps: int) -> dict[str, torch.Tensor]:
+        if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
+            return {}
+        for _ in range(self.cfg.utd):
+            metrics = self.gradient_step(**self.replay.sample(self.cfg.batch_size))
+        return metrics
+
+    def gradient_step(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            w_next, logp_next = self.actor(next_obs)
+            target = soft_td_target(reward, done, self.q_a_target(next_obs, self.chunk_of(next_obs, w_next)),
+                                    logp_next, alpha, self.cfg.gamma)
+        q = self.q_a(obs, action)
+        loss_q = critic_loss(q, target)
+        w, logp = self.actor(obs)
+        loss_pi = actor_loss(self.q_w(obs, w, detach=True), logp, alpha)
+        loss_alpha = temperature_loss(self.log_alpha, logp, self.cfg.target_entropy)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss_q + loss_pi + loss_alpha).backward()
+        self.optimizer.step()
+        polyak(self.q_a_target, self.q_a, self.cfg.tau)
+        for _ in range(self.cfg.noise_critic_steps):
+            loss_w = self.distill_step(obs)
+        return {"critic_loss": loss_q.detach(), "noise_critic_loss": loss_w, "actor_loss": loss_pi.detach(),
+                "alpha": alpha, "entropy": -logp.detach().mean(), "q_mean": q.detach().mean()}
+
+    def distill_step(self, obs: torch.Tensor) -> torch.Tensor:
+        """Q_W(s, w) toward Q_A(s, pi_dp(s, w)) for standard noise w, member by member."""
+        w = standard_noise(len(obs), self.noise_dim, self.cfg.action_magnitude, self.np_rng)
+        with torch.no_grad():
+            target = self.q_a(obs, self.chunk_of(obs, w))
+        loss = critic_loss(self.q_w(obs, w), target)
+        self.noise_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.noise_optimizer.step()
+        return loss.detach()
+
+    def eval_policy(self) -> SteeredPolicy:
+        return SteeredPolicy(self.base, lambda obs: self.actor.act(obs, deterministic=True))
+
+    def state(self):
+        tensors, meta = module_state({"na": self}, {"opt": self.optimizer, "noise_opt": self.noise_optimizer})
+        rt, rmeta = self.replay.state()
+        return {**tensors, **rt}, {"optim": meta, "replay": rmeta}
+
+    def load_state(self, tensors, meta) -> None:
+        load_module_state({"na": self}, {"opt": self.optimizer, "noise_opt": self.noise_optimizer}, tensors, meta["optim"])
+        self.replay.load_state(tensors, meta["replay"])
+
+    def export(self) -> dict[str, torch.Tensor]:
+        return {f"actor.{k}": v for k, v in self.actor.state_dict().items()}
