@@ -19,9 +19,10 @@ def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int):
 
         return DSRLNA(cfg.sac, base, obs_dim, cfg.seed)
     if cfg.algo == "dppo":
-        from postbc.finetune.dppo import DPPO
+        from postbc.errors import PostBCError
 
-        return DPPO(cfg.dppo, base, obs_dim, cfg.seed, cfg.num_envs)
+        raise PostBCError("--algo dppo is not implemented yet (its options exist so configs can name it); "
+                          "use dsrl, dsrl_na or best_of_n")
     raise ValueError(cfg.algo)
 
 
