@@ -1,0 +1,70 @@
+"""Matplotlib figures of a sweep (Agg backend, PNG): success curves and pretrained success bars."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+METHOD_COLORS = {"bc": "tab:blue", "sigma_bc": "tab:orange", "postbc": "tab:green"}
+
+
+def save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def success_curves(curve_map: dict[tuple, dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One figure per (task, demos): a panel per finetuning algorithm, a mean line + 95% band per method."""
+    by_setting: dict[tuple, dict[str, dict[str, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for (task, demos, algo, method), c in curve_map.items():
+        by_setting[(task, demos)][algo][method] = c
+    paths = []
+    for (task, demos), algos in sorted(by_setting.items()):
+        fig, axes = plt.subplots(1, len(algos), figsize=(4.2 * len(algos), 3.4), squeeze=False, sharey=True)
+        for ax, (algo, methods) in zip(axes[0], sorted(algos.items())):
+            for method, c in sorted(methods.items()):
+                color = METHOD_COLORS.get(method)
+                ax.plot(c["x"], c["mean"], label=f"{method} (n={c['n']})", color=color)
+                ax.fill_between(c["x"], c["low"], c["high"], alpha=0.2, color=color)
+                ax.set_xlabel(c["x_key"].replace("_", " "))
+            ax.set_title(f"{task}, {demos} demos: {algo}")
+            ax.set_ylim(-0.02, 1.02)
+            ax.legend(fontsize=8)
+        axes[0][0].set_ylabel("success rate (mean, 95% CI over seeds)")
+        paths.append(save(fig, Path(out_dir) / f"curves_{task}_d{demos}.png"))
+    return paths
+
+
+def pretrained_bars(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """Bars of pretrained success per (task, demos) group, one bar per method, 95% CI whiskers."""
+    if not rows:
+        return None
+    settings = sorted({(r["task"], r["demos"]) for r in rows})
+    methods = sorted({r["method"] for r in rows})
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(settings) * len(methods) / 2), 3.4))
+    for j, m in enumerate(methods):
+        vals = {(r["task"], r["demos"]): r for r in rows if r["method"] == m}
+        xs = np.arange(len(settings)) + (j - (len(methods) - 1) / 2) * width
+        mean = np.array([vals[s]["mean"] if s in vals else np.nan for s in settings])
+        low = np.array([vals[s]["ci_low"] if s in vals else np.nan for s in settings])
+        high = np.array([vals[s]["ci_high"] if s in vals else np.nan for s in settings])
+        ax.bar(xs, np.nan_to_num(mean), width, label=m, color=METHOD_COLORS.get(m),
+               yerr=np.nan_to_num(np.vstack([mean - low, high - mean])), capsize=3)
+        for x, v in zip(xs, mean):
+            if np.isnan(v):
+                ax.text(x, 0.02, "missing", rotation=90, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(np.arange(len(settings)), [f"{t}\n{d} demos" for t, d in settings])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("pretrained success")
+    ax.legend(fontsize=8)
+    return save(fig, Path(out_dir) / "pretrained_success.png")

@@ -1,0 +1,105 @@
+"""`postbc report SWEEP_DIR`: tables, plots and a self-contained report.html from a sweep directory.
+
+    postbc report runs/toy_tiny            # writes runs/toy_tiny/report/
+
+Works on partial sweeps: unfinished or failed stages are listed with their status and left out
+of the aggregates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from postbc.io.config import require_positive
+
+
+@dataclasses.dataclass
+class ReportConfig:
+    sweep_dir: Annotated[Path, tyro.conf.Positional]
+    """directory written by `postbc sweep`."""
+    out: Path | None = None
+    """report directory (default: SWEEP_DIR/report)."""
+    budgets: int = 4
+    """finetuning budgets (logged steps, evenly spaced) shown in the finetuning table."""
+    coverage_states: int = 2
+    """action-density plots: this many data-scarce and this many data-dense states."""
+    samples: int = 256
+    """actions sampled per state for the density plots."""
+    seed: int = 0
+    """seed of the sampled actions."""
+    coverage: bool = True
+    """draw the coverage diagnostics (needs finished postbc, and bc or sigma_bc, pretraining runs)."""
+
+    def __post_init__(self) -> None:
+        for name in ("budgets", "samples"):
+            require_positive(name, getattr(self, name))
+        require_positive("coverage_states", self.coverage_states, allow_zero=True)
+        self.sweep_dir = Path(self.sweep_dir)
+        self.out = Path(self.out) if self.out is not None else self.sweep_dir / "report"
+
+
+def coverage_figures(results, cfg: ReportConfig) -> list[Path]:
+    """For each (task, demos): the first seed with a finished postbc run (and a baseline for the densities)."""
+    from postbc.experiments import coverage
+    from postbc.policies.pretrained import PretrainedPolicy
+
+    done = {(r.stage.params["task"], r.stage.params["demos"], r.stage.params["method"], r.stage.params["seed"]): r.stage.dir
+            for r in results.of_kind("pretrain")}
+    paths, covered = [], set()
+    for (task, demos, method, seed), run_dir in sorted(done.items()):
+        if method != "postbc" or (task, demos) in covered:
+            continue
+        covered.add((task, demos))
+        std = coverage.ensemble_std_per_state(run_dir)
+        dataset = coverage.load_run_dataset(run_dir)
+        tag = f"{task}_d{demos}_s{seed}"
+        paths.append(coverage.std_along_trajectories(
+            std, dataset, f"{task}, {demos} demos, seed {seed}: posterior std along demos", cfg.out / f"ensemble_std_{tag}.png"))
+        if cfg.coverage_states:
+            policies = {m: PretrainedPolicy.load(done[(task, demos, m, seed)])
+                        for m in ("bc", "sigma_bc", "postbc") if (task, demos, m, seed) in done}
+            paths.append(coverage.action_density(
+                policies, dataset, coverage.chosen_states(std, cfg.coverage_states), std, cfg.samples, cfg.seed,
+                f"{task}, {demos} demos, seed {seed}: first action, dims 0-1 (x = demo action)",
+                cfg.out / f"action_density_{tag}.png"))
+    return paths
+
+
+def run(cfg: ReportConfig) -> Path:
+    from postbc.experiments import html, plots, results as res
+    from postbc.experiments.tables import write_table
+
+    results = res.load_results(cfg.sweep_dir)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    status = res.status_rows(results)
+    pretrained = res.pretrained_rows(results)
+    curve_map = res.curves(results)
+    budget = res.budget_rows(curve_map, cfg.budgets)
+    write_table(status, cfg.out / "status")
+    write_table(pretrained, cfg.out / "pretrained_success")
+    write_table(budget, cfg.out / "finetune_success")
+
+    curve_pngs = plots.success_curves(curve_map, cfg.out)
+    bars = plots.pretrained_bars([r for r in pretrained if r["n"]], cfg.out)
+    coverage_pngs = coverage_figures(results, cfg) if cfg.coverage else []
+
+    counts = {s: sum(r["status"] == s for r in status) for s in ("done", "failed", "started", "missing")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    sections = [
+        ("Pretrained success", "Mean and 95% interval across seeds (n finished of planned).",
+         [html.table_html(pretrained)] + ([html.image_html(bars)] if bars else [])),
+        ("Finetuning success", "Evaluation success vs. env steps (Best-of-N: IQL updates); mean line, 95% band across seeds.",
+         [html.table_html(budget)] + [html.image_html(p) for p in curve_pngs]),
+        ("Coverage diagnostics", "Posterior ensemble std along the demos, and sampled first actions at the demo "
+         "states where it is largest (scarce data) and smallest (dense data).",
+         [html.image_html(p) for p in coverage_pngs] or ["<p><em>no finished postbc run yet</em></p>"]),
+        ("Stages", summary, [html.table_html(status)]),
+    ]
+    page = cfg.out / "report.html"
+    html.write_page(page, f"postbc sweep report: {results.config.name}", sections)
+    print(f"wrote {page} ({summary}; tables and PNGs in {cfg.out})")
+    return page

@@ -1,0 +1,45 @@
+"""`postbc report` on a real, partial sweep of the tiny toy grid."""
+
+import csv
+import shutil
+from pathlib import Path
+
+from postbc.cli import main
+from postbc.experiments import markers
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_report_on_a_partial_sweep(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(REPO / "configs" / "toy_tiny.toml"), "--out", str(out), "--only=-s0", "--max-workers", "2"]) == 0
+    # make it partial: one finetuning run failed, the seed-1 stages never ran
+    failed = out / "finetune" / "toy-d4-postbc-dsrl-s0"
+    (failed / markers.DONE).unlink()
+    markers.write_failed(failed, {"error": "RuntimeError: boom"})
+    assert main(["report", str(out)]) == 0
+    report = out / "report"
+    page = (report / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4  # bars, curves, ensemble std, action density
+    assert "RuntimeError: boom" in page and "missing" in page
+    with open(report / "pretrained_success.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert rows["bc"]["n"] == "1" and rows["bc"]["planned"] == "2" and 0 <= float(rows["postbc"]["mean"]) <= 1
+    with open(report / "finetune_success.csv") as f:
+        methods = {r["method"] for r in csv.DictReader(f)}
+    assert methods == {"bc"}  # the failed postbc run is not aggregated
+    assert (report / "curves_toy_d4.png").stat().st_size > 1000
+    status = (report / "status.md").read_text()
+    assert "| finetune/toy-d4-postbc-dsrl-s0 | failed | RuntimeError: boom |" in status
+    assert "| pretrain/toy-d4-bc-s1 | missing |" in status
+
+    # a sweep with nothing finished still gives a page
+    shutil.rmtree(out / "pretrain")
+    shutil.rmtree(report)
+    assert main(["report", str(out)]) == 0
+    assert "no finished postbc run yet" in (report / "report.html").read_text()
+
+
+def test_report_refuses_a_non_sweep_dir(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a sweep directory" in capsys.readouterr().err
