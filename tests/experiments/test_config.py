@@ -71,3 +71,11 @@ def test_json_and_bad_files(tmp_path):
             load_sweep_config(tmp_path / name)
     with pytest.raises(PostBCError, match="does not exist"):
         load_sweep_config(tmp_path / "none.toml")
+
+
+def test_demo_counts_per_task():
+    cfg = load_sweep_config(REPO / "configs" / "paper_robomimic.toml")
+    data = [s.name for s in plan_sweep(cfg, Path("/p")) if s.kind == "collect"]
+    assert data == ["data/lift-d5-s0", "data/can-d10-s0", "data/square-d30-s0"]
+    with pytest.raises(PostBCError, match=r"grid.demos has no demo counts for task\(s\) \['can'\]"):
+        parse_sweep_config({"grid": {"tasks": ["lift", "can"], "demos": {"lift": [5]}, "methods": ["bc"]}})

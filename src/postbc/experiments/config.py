@@ -30,8 +30,8 @@ class GridConfig:
 
     tasks: list[str]
     """registered task names."""
-    demos: list[int]
-    """demonstrations per dataset (one dataset per task, demo count and data_seed)."""
+    demos: list[int] | dict[str, list[int]]
+    """demos per dataset: a list for every task, or a table of lists per task (the paper: 5 Lift, 10 Can, 30 Square)."""
     methods: list[str]
     """pretraining methods: bc, sigma_bc, postbc."""
     algos: list[str] = dataclasses.field(default_factory=list)
@@ -42,17 +42,29 @@ class GridConfig:
     """seed of demo collection: every method and seed sees the same demos (as in the paper)."""
 
     def __post_init__(self) -> None:
-        for name in ("tasks", "demos", "methods", "seeds"):
-            if not getattr(self, name):
+        if isinstance(self.demos, dict):
+            for task in self.demos:
+                require_choice("grid.demos key", task, self.tasks)
+            missing = [t for t in self.tasks if t not in self.demos]
+            if missing:
+                raise ValueError(f"grid.demos has no demo counts for task(s) {missing}")
+        lists = {"tasks": self.tasks, "methods": self.methods, "seeds": self.seeds}
+        lists.update({f"demos.{t}": d for t, d in self.demos.items()} if isinstance(self.demos, dict) else {"demos": self.demos})
+        for name, values in lists.items():
+            if not values:
                 raise ValueError(f"grid.{name} is empty; list at least one value")
-            if len(set(getattr(self, name))) != len(getattr(self, name)):
-                raise ValueError(f"grid.{name}={getattr(self, name)} lists a value twice")
+            if len(set(values)) != len(values):
+                raise ValueError(f"grid.{name}={values} lists a value twice")
         for m in self.methods:
             require_choice("grid.methods[]", m, METHODS)
         for a in self.algos:
             require_choice("grid.algos[]", a, ALGOS)
-        for d in self.demos:
-            require_positive("grid.demos[]", d)
+        for task in self.tasks:
+            for d in self.demos_for(task):
+                require_positive("grid.demos[]", d)
+
+    def demos_for(self, task: str) -> list[int]:
+        return self.demos[task] if isinstance(self.demos, dict) else self.demos
 
 
 @dataclasses.dataclass

@@ -54,7 +54,7 @@ def plan_sweep(cfg: SweepConfig, root: Path) -> list[Stage]:
     g = cfg.grid
     stages: list[Stage] = []
     for task in g.tasks:
-        for demos in g.demos:
+        for demos in g.demos_for(task):
             data_dir = root / "data" / data_name(task, demos, g.data_seed)
             collect = Stage(
                 name=f"data/{data_dir.name}", kind="collect", dir=data_dir,

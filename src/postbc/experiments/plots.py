@@ -58,8 +58,9 @@ def pretrained_bars(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
         mean = np.array([vals[s]["mean"] if s in vals else np.nan for s in settings])
         low = np.array([vals[s]["ci_low"] if s in vals else np.nan for s in settings])
         high = np.array([vals[s]["ci_high"] if s in vals else np.nan for s in settings])
-        ax.bar(xs, np.nan_to_num(mean), width, label=m, color=METHOD_COLORS.get(m),
-               yerr=np.nan_to_num(np.vstack([mean - low, high - mean])), capsize=3)
+        err = np.nan_to_num(np.vstack([mean - low, high - mean]))
+        ax.bar(xs, np.nan_to_num(mean), width, label=m, color=METHOD_COLORS.get(m))
+        ax.errorbar(xs, np.nan_to_num(mean), yerr=err, fmt="none", ecolor="black", capsize=3)
         for x, v in zip(xs, mean):
             if np.isnan(v):
                 ax.text(x, 0.02, "missing", rotation=90, ha="center", va="bottom", fontsize=7)
