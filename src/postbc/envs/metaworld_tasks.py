@@ -109,7 +109,7 @@ class MetaWorldEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             raise RuntimeError("build the env with render=True to render images")
-        return self.raw.render()
+        return self.raw.render()[::-1]  # Meta-World's corner camera renders upside down
 
     def close(self):
         self.raw.close()

@@ -5,12 +5,14 @@ action: position, axis-angle rotation, gripper; all in [-1, 1]), 20 Hz control, 
 object observations on, `hard_reset=False` (a reset takes milliseconds instead of ~1 s).
 Observation keys are robomimic's low-dim keys; `object` is robosuite's `object-state`:
 
-| task   | robosuite env     | horizon | object (dims)                                                     |
-|--------|-------------------|---------|-------------------------------------------------------------------|
-| lift   | Lift              | 300     | cube pos 3, cube quat 4, gripper-to-cube pos 3 (10)               |
-| can    | PickPlaceCan      | 300     | can pos 3, quat 4, can-to-eef pos 3, can-to-eef quat 4 (14)       |
-| square | NutAssemblySquare | 400     | nut pos 3, quat 4, nut-to-eef pos 3, nut-to-eef quat 4 (14)       |
+| task   | robosuite env     | horizon | object (dims), in robosuite 1.5's order                             |
+|--------|-------------------|---------|---------------------------------------------------------------------|
+| lift   | Lift              | 300     | cube pos 3, cube quat 4, gripper-to-cube pos 3 (10)                 |
+| can    | PickPlaceCan      | 300     | can pose in gripper frame: pos 3, quat 4; can pos 3, quat 4 (14)    |
+| square | NutAssemblySquare | 400     | nut pose in gripper frame: pos 3, quat 4; nut pos 3, quat 4 (14)    |
 
+Quaternions are xyzw (robosuite's convention). `OBJECT_POSE[task]` gives the slices of the
+object's world position and orientation inside `object`.
 Horizons follow the DSRL setup. Success comes from the env's own `_check_success()`.
 Episode k's initial state is a function of its reset seed only (robosuite's generator is
 re-seeded in place, so the placement samplers that share it follow).
@@ -39,6 +41,12 @@ TASKS: dict[str, tuple[str, int, int]] = {
     "lift": ("Lift", 300, 10),
     "can": ("PickPlaceCan", 300, 14),
     "square": ("NutAssemblySquare", 400, 14),
+}
+# registry name -> (world position slice, xyzw quaternion slice) within the `object` observation
+OBJECT_POSE: dict[str, tuple[slice, slice]] = {
+    "lift": (slice(0, 3), slice(3, 7)),
+    "can": (slice(7, 10), slice(10, 14)),
+    "square": (slice(7, 10), slice(10, 14)),
 }
 
 # robosuite 1.5's BASIC composite controller with only the Panda's arm part (its default JSON also
@@ -146,8 +154,11 @@ class RobosuiteEnv(gym.Env):
         if seed is not None:
             # The placement samplers hold a reference to this generator: re-seed it in place.
             self.raw.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        self.raw.reset()
         self._t = 0
-        return self._obs(self.raw.reset()), {"success": False}
+        # robosuite 1.5 computes object-relative sensors from a cache that its reset has just emptied,
+        # so they read zero in the first observation; a second forced update fills them in.
+        return self._obs(self.raw._get_observations(force_update=True)), {"success": False}
 
     def step(self, action):
         action = np.clip(np.asarray(action, np.float64).reshape(7), -1.0, 1.0)

@@ -92,7 +92,7 @@ class Phase:
     tol: float = 0.01  # reached when within this distance (m)
     hold: int = 0  # steps to stay after reaching (e.g. while the fingers close)
     slow: float = 1.0  # speed factor for this phase
-    timeout: int = 120  # the operator moves on after this many steps
+    timeout: int = 80  # the operator moves on after this many steps (at full speed; slower operators wait longer)
     holding: bool = False  # the object should be in the hand: losing it triggers a retry
     descent: bool = False  # a hesitant operator may stop short before this phase
 
@@ -106,7 +106,7 @@ def _grasp_phases(grasp: Callable[[Scene], np.ndarray], yaw: Callable[[Scene], f
     up = np.array([0.0, 0.0, style.approach_height])
     return [
         Phase("approach", lambda s: grasp(s) + up, yaw=yaw, tol=0.02),
-        Phase("descend", grasp, yaw=yaw, tol=0.01, slow=0.5, timeout=40, descent=True),
+        Phase("descend", grasp, yaw=yaw, tol=0.01, slow=0.6, timeout=40, descent=True),
         Phase("close", lambda s: s.eef, grip=1.0, yaw=yaw, tol=np.inf, hold=int(rng.integers(6, 12))),
         Phase("lift", lambda s: np.r_[s.eef[:2], lift_z], grip=1.0, tol=0.02, slow=0.7, holding=True),
     ]
@@ -132,10 +132,10 @@ def can_plan(scene: Scene, style: Style, rng: np.random.Generator) -> list[Phase
         return lambda s: np.r_[place + (s.eef - s.obj)[:2], z]
 
     return _grasp_phases(lambda s: s.obj + offset, lambda s: keep_yaw, style, rng, lift_z=carry_z) + [
-        Phase("carry", over_bin(carry_z), grip=1.0, tol=0.02, timeout=80, holding=True),
+        Phase("carry", over_bin(carry_z), grip=1.0, tol=0.02, holding=True),
         Phase("lower", over_bin(drop_z), grip=1.0, tol=0.015, slow=0.6, timeout=40, holding=True, descent=True),
         Phase("release", lambda s: s.eef, grip=-1.0, tol=np.inf, hold=int(rng.integers(4, 10))),
-        Phase("retreat", lambda s: np.r_[s.eef[:2], carry_z], grip=-1.0, tol=0.02, timeout=40),
+        Phase("retreat", lambda s: np.r_[s.eef[:2], carry_z], grip=-1.0, tol=0.02, timeout=30),
     ]
 
 
@@ -231,7 +231,7 @@ class WaypointExpert:
         self.steps += 1
         if np.linalg.norm(target - scene.eef) < phase.tol:
             self.held += 1
-        if self.held > phase.hold or self.steps >= phase.timeout:
+        if self.held > phase.hold or self.steps >= phase.timeout / self.style.speed:
             self._enter(self.index + 1)
         return self._action(scene, target, yaw, phase.grip, self.style.speed * phase.slow)
 
