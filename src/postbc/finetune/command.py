@@ -19,10 +19,9 @@ def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int):
 
         return DSRLNA(cfg.sac, base, obs_dim, cfg.seed)
     if cfg.algo == "dppo":
-        from postbc.errors import PostBCError
+        from postbc.finetune.dppo import DPPO
 
-        raise PostBCError("--algo dppo is not implemented yet (its options exist so configs can name it); "
-                          "use dsrl, dsrl_na or best_of_n")
+        return DPPO(cfg.dppo, base, obs_dim, cfg.seed, num_envs=cfg.num_envs)
     raise ValueError(cfg.algo)
 
 

@@ -84,11 +84,21 @@ class DPPOConfig:
     denoising_gamma: float = 0.99
     """Discount across denoising steps inside one decision (DPPO: 0.99)."""
     hidden: int = 256
-    """Value network width."""
+    """Value network width (3 hidden layers; DPPO: 3 x 256)."""
+    value_clip: float = 0.0
+    """Clip of the value update around the rollout's values; 0 = unclipped value loss (DPPO: unclipped)."""
+    bc_coef: float = 0.0
+    """Weight of the BC term: log-prob of the frozen base policy's denoising steps under the finetuned one (DPPO: off)."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip of actor and value updates (DPPO: 1.0)."""
+    critic_warmup: int = 0
+    """Rollouts at the start that train only the value network (DPPO: 2 on Robomimic)."""
 
     def __post_init__(self):
-        for name in ("finetune_steps", "ddpm_steps", "min_std", "clip_ratio", "lr", "critic_lr", "rollout_steps", "epochs", "minibatch", "hidden"):
+        for name in ("finetune_steps", "ddpm_steps", "min_std", "clip_ratio", "lr", "critic_lr", "rollout_steps", "epochs", "minibatch", "hidden", "max_grad_norm"):
             require_positive(f"dppo.{name}", getattr(self, name))
+        for name in ("value_clip", "bc_coef", "critic_warmup"):
+            require_positive(f"dppo.{name}", getattr(self, name), allow_zero=True)
         if self.finetune_steps > self.ddpm_steps:
             raise ValueError(f"dppo.finetune_steps={self.finetune_steps} must be <= dppo.ddpm_steps={self.ddpm_steps}")
         for name in ("gamma", "gae_lambda", "denoising_gamma"):
