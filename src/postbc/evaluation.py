@@ -180,6 +180,49 @@ def evaluate(
     )
 
 
+def save_episode_strip(
+    policy: ChunkPolicy, task: str | TaskSpec, path, seed: int = 0, frames: int = 8, image_size: int = 160
+) -> int:
+    """Replay episode 0 of `evaluate(policy, task, seed=seed)` in a rendering env; save `frames` evenly
+    spaced images side by side as one PNG. Returns the episode's length.
+
+    Needs offscreen rendering: on a CPU-only machine set `MUJOCO_GL=egl` (Mesa's software EGL)
+    before any simulator is imported.
+    """
+    import matplotlib.pyplot as plt
+
+    from postbc.envs.chunking import ActionChunkWrapper
+
+    spec = resolve_task(task)
+    try:
+        env = spec.make(render=True, image_size=image_size)
+    except TypeError as e:
+        raise PostBCError(f"task '{spec.name}' cannot render images ({e})") from e
+    chunk = int(getattr(policy, "chunk", 1))
+    keys = tuple(getattr(policy, "obs_keys", None) or spec.obs_keys)
+    rng = np.random.default_rng(episode_seed(seed, 0, POLICY_NOISE_STREAM))
+    wrapped = ActionChunkWrapper(env, chunk)
+    try:
+        obs, _ = wrapped.reset(seed=episode_seed(seed, 0))
+        images, length = [env.render()], 0
+        while True:
+            flat = flatten_obs(obs, keys)[None]
+            if _takes_noise(policy):
+                actions = policy.act(flat, noise=rng.standard_normal((1, chunk, spec.act_dim)).astype(np.float32))
+            else:
+                actions = policy.act(flat)
+            obs, _, terminated, truncated, info = wrapped.step(_as_numpy(actions).reshape(-1, spec.act_dim))
+            length += info["env_steps"]
+            images.append(env.render())
+            if terminated or truncated:
+                break
+    finally:
+        wrapped.close()
+    picks = np.linspace(0, len(images) - 1, min(frames, len(images))).round().astype(int)
+    plt.imsave(path, np.concatenate([images[i] for i in picks], axis=1))
+    return length
+
+
 def _as_numpy(actions: Any) -> np.ndarray:
     if hasattr(actions, "detach"):
         actions = actions.detach().cpu().numpy()

@@ -1,0 +1,63 @@
+"""`postbc eval`: success rate of a pretrained policy on its task, with a 95% interval."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from postbc.io.config import require_choice, require_positive
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    checkpoint: Path
+    """pretraining run directory (holding policy.json / policy.safetensors), or a policy checkpoint stem."""
+    task: str | None = None
+    """registered task to evaluate on; default: the task named in the checkpoint's env_args."""
+    episodes: int = 200
+    """evaluation episodes (exactly episodes 0..N-1 of the seed count)."""
+    num_envs: int = 2
+    """envs stepped side by side."""
+    seed: int = 0
+    """seed of the episodes' initial states and of the policy's sampling noise (same seed, same result)."""
+    backend: str = "auto"
+    """auto | async (one worker process per env) | sync (all envs in this process)."""
+    out: Path | None = None
+    """also write the result (with per-episode success and length) to this JSON file."""
+    frames: Path | None = None
+    """also save an image strip of episode 0 to this PNG (offscreen rendering; MUJOCO_GL=egl is set if unset)."""
+    quiet: bool = False
+    """no progress bar."""
+
+    def __post_init__(self) -> None:
+        require_positive("episodes", self.episodes)
+        require_positive("num_envs", self.num_envs)
+        require_choice("backend", self.backend, ("auto", "async", "sync"))
+
+
+def run(cfg: EvalConfig) -> None:
+    if cfg.frames is not None:
+        os.environ.setdefault("MUJOCO_GL", "egl")  # must precede the first simulator import
+    from postbc.envs.compat import check_dataset_matches_task
+    from postbc.envs.registry import get_task
+    from postbc.errors import PostBCError
+    from postbc.evaluation import evaluate, save_episode_strip
+    from postbc.io.atomic import atomic_write_json
+    from postbc.policies.pretrained import PretrainedPolicy
+
+    policy = PretrainedPolicy.load(cfg.checkpoint)
+    task = cfg.task or (policy.env_args.get("env_kwargs") or {}).get("task")
+    if not task:
+        raise PostBCError(f"checkpoint {cfg.checkpoint} does not name the task it was trained for; pass --task")
+    spec = get_task(task)
+    check_dataset_matches_task(policy.env_args, policy.obs_keys, policy.act_dim, spec, obs_dims=policy.obs_dims,
+                               source=f"checkpoint {cfg.checkpoint}")
+    policy.check_task(spec)
+    result = evaluate(policy, spec, cfg.episodes, cfg.seed, cfg.num_envs, backend=cfg.backend, quiet=cfg.quiet)
+    print(result.summary())
+    if cfg.out is not None:
+        atomic_write_json(cfg.out, {"checkpoint": str(cfg.checkpoint), **result.to_dict()})
+    if cfg.frames is not None:
+        length = save_episode_strip(policy, spec, cfg.frames, seed=cfg.seed)
+        print(f"image strip of episode 0 ({length} steps) written to {cfg.frames}")
