@@ -2,7 +2,7 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """These tests use small tensors: one thread is fastest, and on a busy machine two threads
     can be many times slower (each op waits for the other, descheduled, thread)."""

@@ -179,23 +179,28 @@ class DiffusionPolicy(nn.Module):
         return F.mse_loss(self.denoiser(obs, t, x_t), noise)
 
     # -- sampling ----------------------------------------------------------------------------------
-    def denoise(self, obs: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x0 estimate clipped to [-1, 1], the eps consistent with it) for flat x_t (B, D), t (B,)."""
-        abar = self._abar(t)
+    def denoise(
+        self, obs: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, abar: torch.Tensor | float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0 estimate clipped to [-1, 1], the eps consistent with it) for flat x_t (B, D), t (B,).
+
+        `abar` (abar_t as a (B, 1) tensor or one float) may be passed to skip the schedule lookup.
+        """
+        abar = self._abar(t) if abar is None else abar
         eps = self.denoiser(obs, t, x_t)
-        x0 = ((x_t - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-X0_CLIP, X0_CLIP)
-        return x0, (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
+        x0 = ((x_t - (1 - abar) ** 0.5 * eps) / abar**0.5).clamp(-X0_CLIP, X0_CLIP)
+        return x0, (x_t - abar**0.5 * x0) / (1 - abar) ** 0.5
 
     @torch.no_grad()
     def sample_ddim(self, obs: torch.Tensor, noise: torch.Tensor, steps: int | None = None) -> torch.Tensor:
         """Deterministic DDIM (eta = 0) from the initial `noise` (B, chunk, act_dim) -> actions in [-1, 1]."""
         self._check(obs, noise)
         ts, ts_prev = self.step_timesteps(steps)
+        abar = self.alphas_cumprod.tolist() + [1.0]  # index -1 (clean data) reads the appended 1.0
         x = noise.reshape(noise.shape[0], -1)
-        for t, t_prev in zip(ts, ts_prev):
-            x0, eps = self.denoise(obs, x, t.expand(x.shape[0]))
-            abar_prev = self._abar(t_prev.expand(x.shape[0]))
-            x = abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps  # the last step (abar_prev = 1) returns x0
+        for t, t_prev in zip(ts, ts_prev.tolist()):  # per-step scalars as Python floats: fewer tiny tensor ops
+            x0, eps = self.denoise(obs, x, t.expand(x.shape[0]), abar[int(t)])
+            x = abar[t_prev] ** 0.5 * x0 + (1 - abar[t_prev]) ** 0.5 * eps  # the last step (abar_prev = 1) returns x0
         return x.reshape(noise.shape)
 
     def reverse_gaussian(

@@ -55,7 +55,7 @@ def train_policy(
     n = obs.shape[0]
     steps = math.ceil(n / settings.batch_size)
     total_steps = steps * settings.epochs
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     ema = EMA(policy, settings.ema_decay)
     state = ResumableState(checkpoint, {"model": policy, "ema": ema.model}, optimizer, generator, identity or {})
 

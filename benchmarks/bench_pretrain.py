@@ -1,0 +1,73 @@
+"""Pretraining wall time of bc, sigma_bc and postbc on the same toy demos with the same epochs.
+
+Each method runs `postbc pretrain` (in-process) into a fresh run directory. The table splits
+PostBC's time into its stages: the ensemble (K members, `--ensemble-epochs`), and the diffusion
+policy, which is the same trainer as BC's with the posterior target noise added to each batch.
+
+    python benchmarks/bench_pretrain.py [--demos 20] [--epochs 50] [--ensemble-size 100] [--hidden 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from postbc.data import DemoDataset
+from postbc.experts.collect import collect
+from postbc.io.runs import read_metrics
+from postbc.pretrain.command import PretrainConfig, run
+
+
+def last_wall_time(metrics_dir: Path) -> float:
+    rows = read_metrics(metrics_dir)
+    return float(rows[-1]["wall_time"]) if rows else 0.0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--demos", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=50, help="policy epochs (and ensemble epochs unless given)")
+    p.add_argument("--ensemble-epochs", type=int, default=None)
+    p.add_argument("--ensemble-size", type=int, default=100)
+    p.add_argument("--ensemble-hidden", type=int, default=None, help="default: --hidden")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--chunk", type=int, default=4)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = p.parse_args()
+    ensemble_epochs = args.ensemble_epochs or args.epochs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = root / "toy.hdf5"
+        result = collect("toy", args.demos, data, seed=0, quiet=True)
+        samples = DemoDataset.load(data).num_samples
+        rows = []
+        for method in ("bc", "sigma_bc", "postbc"):
+            out = root / method
+            cfg = PretrainConfig(
+                method=method, dataset=data, out=out, chunk=args.chunk, hidden=args.hidden, epochs=args.epochs,
+                ensemble_size=args.ensemble_size, ensemble_epochs=ensemble_epochs, ensemble_hidden=args.ensemble_hidden,
+                checkpoint_every=max(args.epochs, ensemble_epochs), threads=args.threads, quiet=True,
+            )
+            start = time.perf_counter()
+            run(cfg)
+            total = time.perf_counter() - start
+            ensemble = last_wall_time(out / "ensemble_log")
+            policy = last_wall_time(out)
+            rows.append((method, ensemble, policy, total))
+
+    print(f"pretraining wall time: toy, {result.demos} demos ({samples} samples), chunk {args.chunk}, policy 3x{args.hidden}, "
+          f"{args.epochs} policy epochs; postbc ensemble K={args.ensemble_size} x 3x{args.ensemble_hidden or args.hidden}, "
+          f"{ensemble_epochs} epochs; {torch.get_num_threads()} threads")
+    bc_policy, bc_total = rows[0][2], rows[0][3]
+    print(f"{'method':<9} {'ensemble s':>11} {'policy s':>9} {'total s':>8} {'policy vs bc':>13} {'total vs bc':>12}")
+    for method, ensemble, policy, total in rows:
+        print(f"{method:<9} {ensemble:>11.1f} {policy:>9.1f} {total:>8.1f} {policy / bc_policy:>12.2f}x {total / bc_total:>11.2f}x")
+
+
+if __name__ == "__main__":
+    main()
