@@ -36,6 +36,7 @@ OSC_MAX_DELTA = 0.05  # m per step at action 1 (OSC_POSE output_max)
 OSC_MAX_ROT = 0.5  # rad per step at action 1
 POS_GAIN = 1.2
 MAX_RETRIES = 3
+MAX_CORRECTIONS = 2  # per plan: going back a phase after a timeout
 DOWN = Rotation.from_matrix(np.diag([1.0, -1.0, -1.0]))  # gripper pointing down, fingers along world y
 
 
@@ -95,6 +96,7 @@ class Phase:
     timeout: int = 80  # the operator moves on after this many steps (at full speed; slower operators wait longer)
     holding: bool = False  # the object should be in the hand: losing it triggers a retry
     descent: bool = False  # a hesitant operator may stop short before this phase
+    on_timeout: str | None = None  # phase to go back to when this one times out unreached (a small correction)
 
 
 Plan = Callable[[Scene, Style, np.random.Generator], list[Phase]]
@@ -149,8 +151,11 @@ def square_plan(scene: Scene, style: Style, rng: np.random.Generator) -> list[Ph
     def grasp_yaw(s: Scene) -> float:  # fingers close across the handle bar
         return nearest_yaw(s.obj_yaw, s.eef_yaw, math.pi) + style.yaw_error
 
-    def square_up(s: Scene) -> float:  # turn the hand so that the nut's sides line up with the peg's
-        return s.eef_yaw - (nearest_yaw(s.obj_yaw, 0.0, math.pi / 2))
+    def square_up(s: Scene) -> float:
+        """Turn the hand so that the nut's sides line up with the peg's, with the handle not pointing
+        away from the robot (+x): holding it there would put the hand beyond the arm's reach."""
+        turns = [math.remainder(k * math.pi / 2 - s.obj_yaw, 2 * math.pi) for k in (1, 2, 3)]  # handle +y, -x, -y
+        return s.eef_yaw + min(turns, key=abs)
 
     def over_peg(z: Callable[[Scene], float]) -> Callable[[Scene], np.ndarray]:
         return lambda s: np.r_[PEG_XY + (s.eef - s.obj)[:2], z(s)]
@@ -160,7 +165,7 @@ def square_plan(scene: Scene, style: Style, rng: np.random.Generator) -> list[Ph
         Phase("align", over_peg(lambda s: 1.0 + s.eef[2] - s.obj[2]), grip=1.0, yaw=square_up, tol=0.004,
               hold=int(rng.integers(2, 6)), slow=0.4, holding=True),
         Phase("insert", over_peg(lambda s: TABLE_Z + 0.02 + s.eef[2] - s.obj[2]), grip=1.0, yaw=square_up,
-              tol=0.01, slow=0.4, timeout=60, holding=True, descent=True),
+              tol=0.01, slow=0.4, timeout=50, holding=True, descent=True, on_timeout="align"),
         Phase("release", lambda s: s.eef, grip=-1.0, tol=np.inf, hold=int(rng.integers(4, 10))),
         Phase("retreat", lambda s: np.r_[s.eef[:2], carry_z], grip=-1.0, tol=0.02, timeout=40),
     ]
@@ -196,6 +201,7 @@ class WaypointExpert:
                     phase, name=f"hesitate-{phase.name}", target=lambda s, f=phase.target, d=lift: f(s) + d,
                     tol=0.02, hold=int(self._rng.integers(3, 12)), descent=False))
             self.phases.append(phase)
+        self.corrections = 0
         self._enter(0)
 
     def _enter(self, index: int) -> None:
@@ -225,22 +231,30 @@ class WaypointExpert:
             phase = self.phases[self.index]
         if self.pause > 0:
             self.pause -= 1
-            return self._action(scene, scene.eef, None, phase.grip, 0.0)
+            return self._action(scene, scene.eef, None, phase.grip, 0.0, phase.slow)
         target = phase.target(scene)
         yaw = phase.yaw(scene) if phase.yaw else None
         self.steps += 1
         if np.linalg.norm(target - scene.eef) < phase.tol:
             self.held += 1
-        if self.held > phase.hold or self.steps >= phase.timeout / self.style.speed:
+        if self.held > phase.hold:
             self._enter(self.index + 1)
-        return self._action(scene, target, yaw, phase.grip, self.style.speed * phase.slow)
+        elif self.steps >= phase.timeout / self.style.speed:
+            names = [p.name for p in self.phases]
+            if phase.on_timeout in names and self.corrections < MAX_CORRECTIONS:
+                self.corrections += 1
+                self._enter(names.index(phase.on_timeout))
+            else:
+                self._enter(self.index + 1)
+        return self._action(scene, target, yaw, phase.grip, self.style.speed * phase.slow, phase.slow)
 
-    def _action(self, scene: Scene, target: np.ndarray, yaw: float | None, grip: float, speed: float) -> np.ndarray:
+    def _action(self, scene: Scene, target: np.ndarray, yaw: float | None, grip: float, speed: float,
+                steadiness: float) -> np.ndarray:
         move = POS_GAIN * (target - scene.eef) / OSC_MAX_DELTA
         norm = np.linalg.norm(move)
         if norm > speed:
             move *= speed / norm
-        move = move + self._noise()
+        move = move + self._noise() * steadiness  # slow, fine phases are also steadier
         desired = Rotation.from_euler("z", scene.eef_yaw if yaw is None else yaw) * DOWN
         turn = (desired * scene.eef_rot.inv()).as_rotvec() / OSC_MAX_ROT
         action = np.r_[move, np.clip(turn, -0.5, 0.5), grip]
