@@ -72,10 +72,12 @@ def test_a_changed_dataset_is_refused_on_resume(tmp_path):
     cfg = PretrainConfig(method="bc", dataset=data, out=tmp_path / "run", chunk=2, hidden=16, layers=1, train_steps=10,
                          inference_steps=2, epochs=2, checkpoint_every=1, quiet=True)
     run(cfg)
-    os.remove(tmp_path / "run" / "policy.json")
     collect("toy", 3, data, seed=1, overwrite=True, quiet=True)
-    with pytest.raises(PostBCError, match="dataset_sha256"):
-        run(cfg)
+    with pytest.raises(PostBCError, match="policy.json was made from other data.*dataset_sha256"):
+        run(cfg)  # finished run
+    os.remove(tmp_path / "run" / "policy.json")
+    with pytest.raises(PostBCError, match=r"resume checkpoint .* \(differs in: dataset_sha256"):
+        run(cfg)  # killed run
 
 
 def test_config_validation_names_the_allowed_values():

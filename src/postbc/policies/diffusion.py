@@ -257,8 +257,9 @@ class DiffusionPolicy(nn.Module):
         """
         B, cfg = obs.shape[0], self.cfg
         steps = steps or cfg.train_steps
-        x = self._randn((B, cfg.flat_dim), obs, generator) if noise is None else noise.reshape(B, -1)
-        self._check(obs, x.reshape(B, cfg.chunk, cfg.act_dim))
+        noise = self._randn((B, cfg.chunk, cfg.act_dim), obs, generator) if noise is None else noise
+        self._check(obs, noise)
+        x = noise.reshape(B, -1)
         chain, log_probs = [x], []
         for i in range(steps):
             mean, std = self.reverse_gaussian(obs, x, i, steps, min_std)

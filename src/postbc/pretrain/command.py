@@ -54,7 +54,7 @@ class PretrainConfig:
     """Diffusion steps of the training schedule (paper: 100)."""
     inference_steps: int = 8
     """DDIM steps used when acting (paper: 8)."""
-    epochs: int = 300
+    epochs: int = 1000
     """Policy training epochs (paper: 3000)."""
     batch_size: int = 256
     """Batch size of policy and ensemble training (paper: not stated; 256 here)."""
@@ -70,7 +70,7 @@ class PretrainConfig:
     """postbc: posterior noise weight; targets a + alpha * L(s) eps, i.e. alpha scales the std (paper: 0.25-1, Libero 2-4)."""
     ensemble_size: int = 100
     """postbc: ensemble members K (paper: 100)."""
-    ensemble_epochs: int = 100
+    ensemble_epochs: int = 300
     """postbc: ensemble epochs, N bootstrap draws per member each (paper: 10000 Lift, 6000 Can, 3000 Square)."""
     ensemble_hidden: int | None = None
     """postbc: width of each ensemble member (default: --hidden, as in the paper)."""
@@ -130,6 +130,22 @@ def dataset_identity(dataset: Any) -> dict[str, Any]:
     }
 
 
+def load_finished(stem: Path, identity: dict[str, Any]):
+    """(tensors, meta) of a finished artifact of this run (policy, posterior), refused if made from other data."""
+    from postbc.errors import PostBCError
+    from postbc.io.checkpoint import load_checkpoint
+    from postbc.pretrain.loop import changed_keys
+
+    tensors, meta = load_checkpoint(stem)
+    if meta.get("dataset") != identity:
+        raise PostBCError(
+            f"{stem}.json was made from other data than the dataset given now "
+            f"(differs in: {', '.join(changed_keys(meta.get('dataset', {}), identity))}); "
+            "use a new --out or delete the directory"
+        )
+    return tensors, meta
+
+
 def run(cfg: PretrainConfig):
     """Pretrain and write the run directory; returns the loaded `PretrainedPolicy`."""
     import numpy as np
@@ -150,11 +166,12 @@ def run(cfg: PretrainConfig):
     out = cfg.out
     prepare_run_dir(out, cfg, command="pretrain")
     say = (lambda msg: None) if is_quiet(cfg.quiet) else print
+    identity = dataset_identity(dataset)
     if checkpoint_exists(out / POLICY_STEM):
+        load_finished(out / POLICY_STEM, identity)
         say(f"{out} already holds a finished {cfg.method} policy; nothing to do")
         return PretrainedPolicy.load(out)
 
-    identity = {**dataset_identity(dataset), "method": cfg.method}
     seeds = np.random.SeedSequence(cfg.seed).generate_state(3)  # bootstrap, ensemble, policy streams
     obs = torch.from_numpy(dataset.normalized_obs())
     chunks = torch.from_numpy(dataset.action_chunks(cfg.chunk))
@@ -194,17 +211,14 @@ def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, ident
     import torch
 
     from postbc.data import bootstrap_counts
-    from postbc.errors import PostBCError
-    from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+    from postbc.io.checkpoint import checkpoint_exists, save_checkpoint
     from postbc.policies.ensemble import EnsembleMLP
     from postbc.pretrain.posterior import PosteriorEstimate, estimate_posterior, fit_ensemble
     from postbc.pretrain.target_noise import PosteriorTargetNoise
 
     out = cfg.out
     if checkpoint_exists(out / "posterior"):
-        tensors, meta = load_checkpoint(out / "posterior")
-        if meta.get("identity") != identity:
-            raise PostBCError(f"{out / 'posterior.json'} was estimated from other data; use a new --out or delete the directory")
+        tensors, meta = load_finished(out / "posterior", identity)
         return PosteriorTargetNoise(PosteriorEstimate.from_tensors(tensors, meta["kind"]), cfg.alpha)
 
     counts = bootstrap_counts(cfg.bootstrap, dataset.episode_of, cfg.ensemble_size, np.random.default_rng(int(seeds[0])))
@@ -220,8 +234,10 @@ def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, ident
         checkpoint=out / "checkpoints" / "ensemble_last", checkpoint_every=cfg.checkpoint_every,
         log_dir=out / "ensemble_log", identity=identity, quiet=cfg.quiet,
     )
+    shape = {"num_members": ensemble.num_members, "in_dim": ensemble.in_dim, "out_dim": ensemble.out_dim,
+             "hidden": cfg.ensemble_hidden or cfg.hidden, "layers": cfg.ensemble_layers or cfg.layers, "head": ensemble.head}
     save_checkpoint(out / "ensemble", {**ensemble.state_dict(), "bootstrap_counts": torch.from_numpy(counts)},
-                    {"identity": identity, "num_members": cfg.ensemble_size, "head": cfg.ensemble_head})
+                    {"dataset": identity, "ensemble": shape, "bootstrap": cfg.bootstrap})
     posterior = estimate_posterior(ensemble, obs, cfg.covariance)
-    save_checkpoint(out / "posterior", posterior.to_tensors(), {"identity": identity, "kind": posterior.kind})
+    save_checkpoint(out / "posterior", posterior.to_tensors(), {"dataset": identity, "kind": posterior.kind})
     return PosteriorTargetNoise(posterior, cfg.alpha)

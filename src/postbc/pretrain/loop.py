@@ -49,6 +49,10 @@ def optimizer_from_tensors(tensors: Mapping[str, torch.Tensor], record: Mapping[
     return {"state": state, "param_groups": groups}
 
 
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 class ResumableState:
     """What a training loop needs to continue after a kill: modules, optimizer, generator, epoch.
 
@@ -83,8 +87,7 @@ class ResumableState:
         tensors, meta = load_checkpoint(self.stem)
         source = f"resume checkpoint {self.stem}"
         if meta.get("identity") != self.identity:
-            old, new = meta.get("identity", {}), self.identity
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            changed = changed_keys(meta.get("identity", {}), self.identity)
             raise PostBCError(
                 f"{source} was written for different inputs (differs in: {', '.join(changed)}); "
                 "the dataset or model changed since the run started: use a new --out or delete the directory"
