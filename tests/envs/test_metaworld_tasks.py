@@ -37,6 +37,7 @@ def test_obs_split_flattens_back_to_metaworld_vector_and_seeds_pick_variations()
     env.close()
 
 
+@pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
 def test_scripted_expert_solves_pick_place_and_env_follows_reward_contract():
     from metaworld.policies import ENV_POLICY_MAP
 

@@ -90,3 +90,12 @@ def test_bad_backend_and_unbuildable_env():
         VectorEnv(fake_task_spec(horizon="x", bogus=1), 2, backend="async")
     with pytest.warns(UserWarning, match="running envs in this process"), pytest.raises(TypeError):
         VectorEnv(fake_task_spec(bogus=1), 2, backend="auto")
+
+
+def test_malformed_actions_are_refused_not_counted_as_crashes():
+    with VectorEnv(fake_task_spec(), 2, chunk=3, backend="sync") as vec:
+        vec.reset()
+        for bad in [np.zeros((2, 1)), np.zeros((3, 3, 1)), np.zeros((2, 4, 1)), np.zeros((2, 3, 2))]:
+            with pytest.raises(ValueError, match=r"this VectorEnv takes \(2, n <= 3, 1\)"):
+                vec.step(bad)
+        vec.step(np.zeros((2, 2, 1)))  # a shorter chunk is fine

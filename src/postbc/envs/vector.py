@@ -318,8 +318,16 @@ class VectorEnv:
 
     def step(self, actions: np.ndarray):
         actions = np.asarray(actions, dtype=np.float32)
-        if actions.shape[0] != self.num_envs:
-            raise ValueError(f"got actions for {actions.shape[0]} envs, this VectorEnv has {self.num_envs}")
+        act_dim = self.spec.act_dim
+        if self.chunk:
+            ok = actions.ndim == 3 and actions.shape[2] == act_dim and 1 <= actions.shape[1] <= self.chunk
+            expected = f"({self.num_envs}, n <= {self.chunk}, {act_dim})"
+        else:
+            ok = actions.ndim == 2 and actions.shape[1] == act_dim
+            expected = f"({self.num_envs}, {act_dim})"
+        # Checked here: inside the envs a malformed action would count as a simulator crash.
+        if not ok or actions.shape[0] != self.num_envs:
+            raise ValueError(f"actions have shape {actions.shape}; this VectorEnv takes {expected}")
         results = self._call_all([(i, "step", actions[i]) for i in range(self.num_envs)])
         obs_list, infos = [], []
         rewards = np.zeros(self.num_envs, np.float32)
