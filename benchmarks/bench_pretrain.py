@@ -14,12 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from postbc.data import DemoDataset
 from postbc.experts.collect import collect
 from postbc.io.runs import read_metrics
 from postbc.pretrain.command import PretrainConfig, run
+
+METHODS = ("bc", "sigma_bc", "postbc")
 
 
 def last_wall_time(metrics_dir: Path) -> float:
@@ -37,6 +40,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--chunk", type=int, default=4)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per method, interleaved (median reported)")
     args = p.parse_args()
     ensemble_epochs = args.ensemble_epochs or args.epochs
 
@@ -48,24 +52,24 @@ def main() -> None:
         # Warm-up: imports and first-call costs would otherwise be charged to whichever method runs first.
         run(PretrainConfig(method="postbc", dataset=data, out=root / "warmup", epochs=1, ensemble_size=2,
                            ensemble_epochs=1, threads=args.threads, quiet=True))
-        rows = []
-        for method in ("bc", "sigma_bc", "postbc"):
-            out = root / method
-            cfg = PretrainConfig(
-                method=method, dataset=data, out=out, chunk=args.chunk, hidden=args.hidden, epochs=args.epochs,
-                ensemble_size=args.ensemble_size, ensemble_epochs=ensemble_epochs, ensemble_hidden=args.ensemble_hidden,
-                checkpoint_every=max(args.epochs, ensemble_epochs), threads=args.threads, quiet=True,
-            )
-            start = time.perf_counter()
-            run(cfg)
-            total = time.perf_counter() - start
-            ensemble = last_wall_time(out / "ensemble_log")
-            policy = last_wall_time(out)
-            rows.append((method, ensemble, policy, total))
+        times: dict[str, list[tuple[float, float, float]]] = {m: [] for m in METHODS}
+        for repeat in range(args.repeats):  # round-robin, so load changes hit every method alike
+            for method in METHODS:
+                out = root / f"{method}_{repeat}"
+                cfg = PretrainConfig(
+                    method=method, dataset=data, out=out, chunk=args.chunk, hidden=args.hidden, epochs=args.epochs,
+                    ensemble_size=args.ensemble_size, ensemble_epochs=ensemble_epochs, ensemble_hidden=args.ensemble_hidden,
+                    checkpoint_every=max(args.epochs, ensemble_epochs), threads=args.threads, quiet=True,
+                )
+                start = time.perf_counter()
+                run(cfg)
+                total = time.perf_counter() - start
+                times[method].append((last_wall_time(out / "ensemble_log"), last_wall_time(out), total))
+        rows = [(m, *np.median(np.array(times[m]), axis=0)) for m in METHODS]
 
     print(f"pretraining wall time: toy, {result.demos} demos ({samples} samples), chunk {args.chunk}, policy 3x{args.hidden}, "
           f"{args.epochs} policy epochs; postbc ensemble K={args.ensemble_size} x 3x{args.ensemble_hidden or args.hidden}, "
-          f"{ensemble_epochs} epochs; {torch.get_num_threads()} threads")
+          f"{ensemble_epochs} epochs; {torch.get_num_threads()} threads; median of {args.repeats} interleaved runs")
     bc_policy, bc_total = rows[0][2], rows[0][3]
     print(f"{'method':<9} {'ensemble s':>11} {'policy s':>9} {'total s':>8} {'policy vs bc':>13} {'total vs bc':>12}")
     for method, ensemble, policy, total in rows:
