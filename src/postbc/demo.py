@@ -20,6 +20,7 @@ import numpy as np
 from postbc.io.config import require_positive
 
 METHODS = ("bc", "postbc")
+EVAL_ENVS = 25  # toy envs are cheap: step them in-process and batch the policy over them
 
 
 @dataclasses.dataclass
@@ -28,13 +29,19 @@ class DemoConfig:
 
     out: Path = Path("runs/demo")
     """Directory for the dataset, both run directories, the table and the plot."""
-    demos: int = 10
+    demos: int = 20
     """Demonstrations to train on (few, so that pocket starts are rarely seen)."""
-    epochs: int = 150
+    epochs: int = 300
     """Policy training epochs (both methods)."""
-    ensemble_size: int = 32
+    hidden: int = 128
+    """Width of the denoiser and ensemble MLPs."""
+    batch_size: int = 64
+    """Batch size of policy and ensemble training."""
+    lr: float = 3e-3
+    """Peak learning rate of the policy."""
+    ensemble_size: int = 16
     """PostBC ensemble members."""
-    ensemble_epochs: int = 150
+    ensemble_epochs: int = 100
     """PostBC ensemble training epochs."""
     alpha: float = 1.0
     """PostBC posterior noise weight."""
@@ -48,7 +55,7 @@ class DemoConfig:
     """No progress bars."""
 
     def __post_init__(self) -> None:
-        for name in ("demos", "epochs", "ensemble_size", "ensemble_epochs", "eval_episodes", "probe_states"):
+        for name in ("demos", "epochs", "hidden", "batch_size", "lr", "ensemble_size", "ensemble_epochs", "eval_episodes", "probe_states"):
             require_positive(name, getattr(self, name))
         require_positive("alpha", self.alpha, allow_zero=True)
         self.out = Path(self.out)
@@ -115,10 +122,11 @@ def run(cfg: DemoConfig) -> list[MethodResult]:
         t0 = time.perf_counter()
         policy = pretrain(PretrainConfig(
             method=method, dataset=dataset, out=cfg.out / method, seed=cfg.seed, epochs=cfg.epochs,
-            ensemble_size=cfg.ensemble_size, ensemble_epochs=cfg.ensemble_epochs, alpha=cfg.alpha, quiet=True,
+            hidden=cfg.hidden, batch_size=cfg.batch_size, lr=cfg.lr, ensemble_size=cfg.ensemble_size, ensemble_epochs=cfg.ensemble_epochs, alpha=cfg.alpha, quiet=True,
         ))
         train_seconds = time.perf_counter() - t0
-        ev = evaluate(policy, "toy", episodes=cfg.eval_episodes, seed=cfg.seed + 2, quiet=cfg.quiet)
+        ev = evaluate(policy, "toy", episodes=cfg.eval_episodes, seed=cfg.seed + 2, num_envs=EVAL_ENVS, backend="sync",
+                      quiet=cfg.quiet)
         spread = {r: float(action_spread(sample_actions(policy, s, 32, cfg.seed + 3)).mean()) for r, s in probes.items()}
         samples[method] = {r: sample_actions(policy, s[:1], 256, cfg.seed + 4)[0, :, 0] for r, s in probes.items()}
         results.append(MethodResult(method, ev.success_rate, ev.ci_low, ev.ci_high, spread["rare"], spread["common"], train_seconds))
