@@ -4,7 +4,7 @@ import torch
 
 from postbc.errors import PostBCError
 from postbc.finetune.replay import ReplayBuffer
-from postbc.finetune.state import flatten, rng_state, set_rng_state, unflatten
+from postbc.io.state import flatten, rng_state, set_rng_state, unflatten
 from postbc.io.checkpoint import load_checkpoint, save_checkpoint
 
 FIELDS = {"obs": (3,), "action": (2,), "reward": (), "done": ()}

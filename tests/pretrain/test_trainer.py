@@ -8,7 +8,7 @@ import torch
 from postbc.errors import PostBCError
 from postbc.io.runs import read_metrics
 from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
-from postbc.pretrain.loop import optimizer_from_tensors, optimizer_to_tensors
+from postbc.io.state import flatten, unflatten
 from postbc.pretrain.target_noise import IsotropicTargetNoise, NoTargetNoise
 from postbc.pretrain.trainer import PolicyTraining, cosine_lr, train_policy
 
@@ -88,10 +88,10 @@ def test_optimizer_state_round_trips_through_tensors_and_json():
         opt.zero_grad()
         model(torch.randn(4, 3)).square().sum().backward()
         opt.step()
-    tensors, record = optimizer_to_tensors(opt)
-    record = json.loads(json.dumps(record))
+    tensors = {}
+    record = json.loads(json.dumps(flatten(opt.state_dict(), "optim", tensors)))
     fresh = torch.optim.AdamW(model.parameters(), lr=5.0)
-    fresh.load_state_dict(optimizer_from_tensors(tensors, record))
+    fresh.load_state_dict(unflatten(record, tensors))
     a, b = opt.state_dict(), fresh.state_dict()
     assert a["param_groups"] == b["param_groups"]
     for pid in a["state"]:

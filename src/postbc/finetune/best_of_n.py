@@ -23,7 +23,7 @@ from postbc.finetune.base import base_actions
 from postbc.finetune.iql import IQL, iql_from_config
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollouts import load_rollouts, save_rollouts
-from postbc.finetune.state import load_module_state, module_state
+from postbc.io.state import load_module_state, module_state
 from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from postbc.io.runs import MetricsLogger
 from postbc.utils import progress

@@ -31,7 +31,7 @@ from postbc.finetune.config import DPPOConfig
 from postbc.finetune.networks import mlp
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
-from postbc.finetune.state import load_module_state, module_state
+from postbc.io.state import load_module_state, module_state
 from postbc.policies.diffusion import DiffusionPolicy
 
 VALUE_LAYERS = 3

@@ -16,7 +16,7 @@ from postbc.finetune.config import SACConfig
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import SAC
-from postbc.finetune.state import load_module_state, module_state
+from postbc.io.state import load_module_state, module_state
 
 
 def sac_from_config(cfg: SACConfig, obs_dim: int, act_dim: int) -> SAC:

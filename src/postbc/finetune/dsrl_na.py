@@ -25,7 +25,7 @@ from postbc.finetune.networks import Critic, TanhGaussianActor
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
-from postbc.finetune.state import load_module_state, module_state
+from postbc.io.state import load_module_state, module_state
 
 
 class DSRLNA(nn.Module):

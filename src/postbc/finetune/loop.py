@@ -25,7 +25,7 @@ from postbc.envs.vector import episode_seed
 from postbc.errors import PostBCError
 from postbc.evaluation import evaluate
 from postbc.finetune.rollout import ChunkEnv, ChunkStep
-from postbc.finetune.state import flatten, rng_state, set_rng_state, unflatten
+from postbc.io.state import flatten, rng_state, set_rng_state, unflatten
 from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from postbc.io.runs import MetricsLogger
 from postbc.utils import progress

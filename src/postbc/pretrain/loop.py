@@ -1,8 +1,8 @@
 """A resumable epoch loop: weights, optimizer state, RNG state and epoch in one checkpoint.
 
 Used by both training loops of pretraining (the ensemble and the diffusion policy). The checkpoint
-is safetensors + JSON via `postbc.io.checkpoint`: the optimizer's state_dict is split into its
-tensors (saved as tensors) and its plain values (saved in the JSON), so nothing is pickled.
+is safetensors + JSON via `postbc.io.checkpoint`; the optimizer's state_dict is split into tensors
+and a JSON skeleton by `postbc.io.state`, so nothing is pickled.
 """
 
 from __future__ import annotations
@@ -17,36 +17,8 @@ from torch import nn
 from postbc.errors import PostBCError
 from postbc.io.checkpoint import check_shapes, checkpoint_exists, load_checkpoint, save_checkpoint
 from postbc.io.runs import MetricsLogger
+from postbc.io.state import flatten, unflatten
 from postbc.utils import progress
-
-
-def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split `optimizer.state_dict()` into tensors (keyed `optim.<param id>.<name>`) and JSON."""
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    values: dict[str, Any] = {}
-    for pid, state in sd["state"].items():
-        for name, v in state.items():
-            if torch.is_tensor(v):
-                tensors[f"optim.{pid}.{name}"] = v
-            else:
-                values[f"{pid}.{name}"] = v
-    return tensors, {"param_groups": sd["param_groups"], "values": values}
-
-
-def optimizer_from_tensors(tensors: Mapping[str, torch.Tensor], record: Mapping[str, Any]) -> dict[str, Any]:
-    """Inverse of `optimizer_to_tensors`: a state_dict for `optimizer.load_state_dict`."""
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        if key.startswith("optim."):
-            pid, name = key[len("optim."):].split(".", 1)
-            state.setdefault(int(pid), {})[name] = v
-    for key, v in record["values"].items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = v
-    # JSON turned tuples (Adam's betas) into lists; "params" is the only list-valued entry.
-    groups = [{k: v if k == "params" or not isinstance(v, list) else tuple(v) for k, v in g.items()} for g in record["param_groups"]]
-    return {"state": state, "param_groups": groups}
 
 
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -74,8 +46,7 @@ class ResumableState:
 
     def save(self) -> None:
         tensors = {f"{name}.{k}": v for name, m in self.modules.items() for k, v in m.state_dict().items()}
-        optim_tensors, optim_record = optimizer_to_tensors(self.optimizer)
-        tensors.update(optim_tensors)
+        optim_record = flatten(self.optimizer.state_dict(), "optim", tensors)
         tensors["rng.torch"] = self.generator.get_state()
         meta = {"epoch": self.epoch, "wall_time": self.wall_time, "identity": self.identity, "optimizer": optim_record}
         save_checkpoint(self.stem, tensors, meta)
@@ -96,7 +67,7 @@ class ResumableState:
             sub = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
             check_shapes(sub, {k: v.shape for k, v in module.state_dict().items()}, source)
             module.load_state_dict(sub)
-        self.optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["optimizer"]))
+        self.optimizer.load_state_dict(unflatten(meta["optimizer"], tensors))
         self.generator.set_state(tensors["rng.torch"])
         self.epoch, self.wall_time = int(meta["epoch"]), float(meta["wall_time"])
         return True
