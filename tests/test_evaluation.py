@@ -76,3 +76,21 @@ def test_refuses_wrong_action_dim_and_bad_shapes():
         evaluate(BadShape(), fake_task_spec(), episodes=2, backend="sync")
     with pytest.raises(PostBCError, match="episodes=0"):
         evaluate(GreedyLinePolicy(), fake_task_spec(), episodes=0)
+
+
+def test_policy_runs_single_threaded_and_threads_are_restored():
+    torch = pytest.importorskip("torch")
+    seen = []
+
+    class Recording(GreedyLinePolicy):
+        def act(self, obs_flat, noise=None):
+            seen.append(torch.get_num_threads())
+            return super().act(obs_flat, noise)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate(Recording(), fake_task_spec(), episodes=2, backend="sync")
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
