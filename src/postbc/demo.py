@@ -20,6 +20,7 @@ import numpy as np
 from postbc.io.config import require_positive
 
 METHODS = ("bc", "postbc")
+TRAIN_THREADS = 1  # these networks are small: a second thread costs more in synchronisation than it gains
 EVAL_ENVS = 25  # toy envs are cheap: step them in-process and batch the policy over them
 
 
@@ -31,7 +32,7 @@ class DemoConfig:
     """Directory for the dataset, both run directories, the table and the plot."""
     demos: int = 20
     """Demonstrations to train on (few, so that pocket starts are rarely seen)."""
-    epochs: int = 300
+    epochs: int = 2000
     """Policy training epochs (both methods)."""
     hidden: int = 128
     """Width of the denoiser and ensemble MLPs."""
@@ -39,9 +40,9 @@ class DemoConfig:
     """Batch size of policy and ensemble training."""
     lr: float = 3e-3
     """Peak learning rate of the policy."""
-    ensemble_size: int = 16
+    ensemble_size: int = 32
     """PostBC ensemble members."""
-    ensemble_epochs: int = 100
+    ensemble_epochs: int = 200
     """PostBC ensemble training epochs."""
     alpha: float = 1.0
     """PostBC posterior noise weight."""
@@ -122,7 +123,8 @@ def run(cfg: DemoConfig) -> list[MethodResult]:
         t0 = time.perf_counter()
         policy = pretrain(PretrainConfig(
             method=method, dataset=dataset, out=cfg.out / method, seed=cfg.seed, epochs=cfg.epochs,
-            hidden=cfg.hidden, batch_size=cfg.batch_size, lr=cfg.lr, ensemble_size=cfg.ensemble_size, ensemble_epochs=cfg.ensemble_epochs, alpha=cfg.alpha, quiet=True,
+            hidden=cfg.hidden, batch_size=cfg.batch_size, lr=cfg.lr, threads=TRAIN_THREADS,
+            ensemble_size=cfg.ensemble_size, ensemble_epochs=cfg.ensemble_epochs, alpha=cfg.alpha, quiet=True,
         ))
         train_seconds = time.perf_counter() - t0
         ev = evaluate(policy, "toy", episodes=cfg.eval_episodes, seed=cfg.seed + 2, num_envs=EVAL_ENVS, backend="sync",
