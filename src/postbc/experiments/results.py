@@ -97,20 +97,26 @@ def x_key(metrics: list[dict[str, str]]) -> str:
 
 
 def curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
-    """(task, demos, algo, method) -> {x_key, x, mean, low, high, n}: eval success across seeds at every
-    logged step that all finished seeds share."""
-    seeds: dict[tuple, list[dict[float, float]]] = defaultdict(list)
+    """(task, demos, algo, method) -> {x_key, x, mean, low, high, n}: eval success across seeds.
+
+    Seeds are aligned by evaluation index, not by exact step: runs evaluate every E steps, but a
+    vector env overshoots E by a few steps that differ between seeds (e.g. 2007 vs 2011). The i-th
+    points of all seeds form one point at their mean step; only points every seed reached are kept.
+    """
+    seeds: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     xk: dict[tuple, str] = {}
     for r in results.of_kind("finetune"):
         p = r.stage.params
         key = (p["task"], p["demos"], p["algo"], p["method"])
         xk[key] = x_key(r.metrics)
-        seeds[key].append({_float(row[xk[key]]): _float(row.get("eval_success")) for row in r.metrics})
+        rows = [row for row in r.metrics if np.isfinite(_float(row.get("eval_success")))]
+        seeds[key].append((np.array([_float(row[xk[key]]) for row in rows]), np.array([_float(row["eval_success"]) for row in rows])))
     out = {}
     for key, per_seed in seeds.items():
-        xs = sorted(set.intersection(*(set(s) for s in per_seed)))
-        stats = [success_interval([s[x] for s in per_seed]) for x in xs]
-        out[key] = {"x_key": xk[key], "x": np.array(xs), "n": len(per_seed),
+        n_points = min(len(x) for x, _ in per_seed)
+        xs = np.mean([x[:n_points] for x, _ in per_seed], axis=0) if n_points else np.array([])
+        stats = [success_interval([y[i] for _, y in per_seed]) for i in range(n_points)]
+        out[key] = {"x_key": xk[key], "x": xs, "n": len(per_seed),
                     "mean": np.array([s[0] for s in stats]), "low": np.array([s[1] for s in stats]),
                     "high": np.array([s[2] for s in stats])}
     return out
