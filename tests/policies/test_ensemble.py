@@ -82,3 +82,30 @@ def test_bad_input_shape_is_named():
     ens = EnsembleMLP(2, 3, 1, hidden=4, layers=1)
     with pytest.raises(ValueError, match=r"\(2, B, 3\)"):
         ens(torch.randn(3, 5, 3))
+
+
+@pytest.mark.parametrize("head", ["deterministic", "gaussian"])
+def test_compute_grads_equals_autograd(head):
+    """The hand-written backward (fit_ensemble's fast path) gives autograd's losses and gradients,
+    including the log-std clamp's zero gradient outside [-5, 2], and overwrites stale .grad."""
+    torch.manual_seed(3)
+    ens = EnsembleMLP(4, 5, 3, hidden=16, layers=3, head=head)
+    if head == "gaussian":
+        with torch.no_grad():
+            ens.biases[-1][..., 3:] += torch.tensor([-9.0, 0.0, 6.0])  # one log-std below, one inside, one above the clamp
+    x, y = torch.randn(4, 7, 5), 3 * torch.randn(4, 7, 3)
+    losses = ens.member_losses(x, y)
+    losses.sum().backward()
+    expected = [p.grad.clone() for p in ens.parameters()]
+    for p in ens.parameters():
+        p.grad.fill_(123.0)  # stale gradients must be overwritten, not accumulated
+    for _ in range(2):  # the second call reuses the workspace
+        got = ens.compute_grads(x, y)
+    torch.testing.assert_close(got, losses.detach())
+    for p, g in zip(ens.parameters(), expected):  # float32 rounding only (the clamped NLL terms reach ~1e4)
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-4 * g.abs().max().item())
+    if head == "gaussian":
+        assert ens.weights[-1].grad[..., 3].abs().max() == 0 and ens.weights[-1].grad[..., 5].abs().max() == 0
+    ens.free_workspace()
+    with pytest.raises(ValueError, match="compute_grads needs x"):
+        ens.compute_grads(x[0], y[0])

@@ -126,7 +126,8 @@ def fit_ensemble(
     """Train member k on bootstrap counts[k] (K, N) for `epochs` epochs; resumes from `checkpoint`.
 
     `inputs` (N, in) and `targets` (N, D) are the normalized observations and flattened chunks.
-    Every optimizer step is one batched pass over all members (no loop over members).
+    Every optimizer step is one batched forward/backward over all members (`EnsembleMLP.compute_grads`,
+    no loop over members, no per-step allocation) and one fused Adam step.
     """
     if counts.shape != (ensemble.num_members, inputs.shape[0]):
         raise ValueError(f"bootstrap counts must have shape ({ensemble.num_members}, {inputs.shape[0]}), got {tuple(counts.shape)}")
@@ -134,16 +135,28 @@ def fit_ensemble(
     steps = math.ceil(inputs.shape[0] / batch_size)
     optimizer = torch.optim.Adam(ensemble.parameters(), lr=lr, fused=True)
     state = ResumableState(checkpoint, {"ensemble": ensemble}, optimizer, generator, identity or {})
+    # Buffers reused by every step: (K, B) indices, the gathered (K, B, in) / (K, B, D) batch; the
+    # forward/backward writes into the ensemble's own preallocated workspace (`compute_grads`).
+    K = ensemble.num_members
+    idx = torch.empty(K, batch_size, dtype=torch.long)
+    inputs, targets = inputs.contiguous(), targets.contiguous()
+    x = torch.empty(K, batch_size, inputs.shape[1], dtype=inputs.dtype)
+    y = torch.empty(K, batch_size, targets.shape[1], dtype=targets.dtype)
 
     def train_epoch(epoch: int) -> dict[str, float]:
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64)
         for _ in range(steps):
-            idx = bootstrap_indices(weights, batch_size, generator)
-            loss = ensemble.loss(inputs[idx], targets[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.multinomial(weights, batch_size, replacement=True, generator=generator, out=idx)
+            flat = idx.view(-1)
+            torch.index_select(inputs, 0, flat, out=x.view(-1, inputs.shape[1]))
+            torch.index_select(targets, 0, flat, out=y.view(-1, targets.shape[1]))
+            total += ensemble.compute_grads(x, y).sum()  # sets every .grad (overwritten: no zero_grad)
             optimizer.step()
-            total += loss.item()
-        return {"loss": total / (steps * ensemble.num_members)}
+        return {"loss": total.item() / (steps * K)}
 
-    run_epochs(state, epochs, train_epoch, log_dir=log_dir, checkpoint_every=checkpoint_every, desc="ensemble", quiet=quiet)
+    try:
+        run_epochs(state, epochs, train_epoch, log_dir=log_dir, checkpoint_every=checkpoint_every, desc="ensemble", quiet=quiet)
+    finally:
+        ensemble.free_workspace()
+        for p in ensemble.parameters():
+            p.grad = None
