@@ -1,7 +1,6 @@
 """The DAG runner with stand-in stages in real worker processes (no torch, a few seconds)."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest

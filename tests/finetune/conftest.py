@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from postbc.envs.testing import fake_task_spec
-
-# Tiny networks on a shared CPU: more threads only add contention.
-torch.set_num_threads(1)
 
 
 class NoisePuppet:

@@ -4,10 +4,10 @@ import torch
 
 from postbc.cli import main
 from postbc.errors import PostBCError
-from postbc.finetune.best_of_n import BestOfNPolicy, collect_rollouts, load_best_of_n_policy
+from postbc.finetune.best_of_n import load_best_of_n_policy
 from postbc.finetune.command import run
 from postbc.finetune.config import BestOfNConfig, FinetuneConfig, IQLConfig
-from postbc.finetune.iql import IQL, expectile_loss
+from postbc.finetune.iql import expectile_loss
 from postbc.finetune.rollouts import load_rollouts, save_rollouts
 from postbc.io.runs import read_metrics
 

@@ -21,7 +21,6 @@ from postbc.io.runs import read_metrics
 from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from postbc.policies.pretrained import PretrainedPolicy
 
-torch.set_num_threads(1)
 
 FAST_DPPO = DPPOConfig(finetune_steps=4, ddpm_steps=4, lr=3e-3, critic_lr=1e-3, clip_ratio=0.2, rollout_steps=16,
                        epochs=10, minibatch=128, hidden=64, gamma=0.9)
