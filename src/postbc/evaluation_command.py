@@ -36,25 +36,37 @@ class EvalConfig:
         require_choice("backend", self.backend, ("auto", "async", "sync"))
 
 
-def run(cfg: EvalConfig) -> None:
-    if cfg.frames is not None:
-        os.environ.setdefault("MUJOCO_GL", "egl")  # must precede the first simulator import
+def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed: int, num_envs: int, *,
+                        backend: str = "auto", quiet: bool = False):
+    """Load a pretrained policy, check it fits `task` (default: the one it was trained for), evaluate it.
+
+    Returns (policy, task spec, EvalResult). Shared by `postbc eval` and the sweep's eval stage.
+    """
     from postbc.envs.compat import check_dataset_matches_task
     from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
-    from postbc.evaluation import evaluate, save_episode_strip
-    from postbc.io.atomic import atomic_write_json
+    from postbc.evaluation import evaluate
     from postbc.policies.pretrained import PretrainedPolicy
 
-    policy = PretrainedPolicy.load(cfg.checkpoint)
-    task = cfg.task or (policy.env_args.get("env_kwargs") or {}).get("task")
+    policy = PretrainedPolicy.load(checkpoint)
+    task = task or (policy.env_args.get("env_kwargs") or {}).get("task")
     if not task:
-        raise PostBCError(f"checkpoint {cfg.checkpoint} does not name the task it was trained for; pass --task")
+        raise PostBCError(f"checkpoint {checkpoint} does not name the task it was trained for; pass --task")
     spec = get_task(task)
     check_dataset_matches_task(policy.env_args, policy.obs_keys, policy.act_dim, spec, obs_dims=policy.obs_dims,
-                               source=f"checkpoint {cfg.checkpoint}")
+                               source=f"checkpoint {checkpoint}")
     policy.check_task(spec)
-    result = evaluate(policy, spec, cfg.episodes, cfg.seed, cfg.num_envs, backend=cfg.backend, quiet=cfg.quiet)
+    return policy, spec, evaluate(policy, spec, episodes, seed, num_envs, backend=backend, quiet=quiet)
+
+
+def run(cfg: EvalConfig) -> None:
+    if cfg.frames is not None:
+        os.environ.setdefault("MUJOCO_GL", "egl")  # must precede the first simulator import
+    from postbc.evaluation import save_episode_strip
+    from postbc.io.atomic import atomic_write_json
+
+    policy, spec, result = evaluate_checkpoint(cfg.checkpoint, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs,
+                                               backend=cfg.backend, quiet=cfg.quiet)
     print(result.summary())
     if cfg.out is not None:
         atomic_write_json(cfg.out, {"checkpoint": str(cfg.checkpoint), **result.to_dict()})

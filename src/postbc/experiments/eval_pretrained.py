@@ -34,17 +34,13 @@ class EvalPretrainedConfig:
 
 
 def run(cfg: EvalPretrainedConfig) -> dict:
-    from postbc.envs.registry import get_task
-    from postbc.evaluation import evaluate
+    from postbc.evaluation_command import evaluate_checkpoint
     from postbc.io.atomic import atomic_write_json
     from postbc.io.runs import MetricsLogger, prepare_run_dir
-    from postbc.policies.pretrained import PretrainedPolicy
 
     prepare_run_dir(cfg.out, cfg, command="eval_pretrained")
-    spec = get_task(cfg.task)
-    policy = PretrainedPolicy.load(cfg.policy)
-    policy.check_task(spec)
-    result = evaluate(policy, spec, cfg.episodes, seed=cfg.seed, num_envs=cfg.num_envs, quiet=True).to_dict()
+    _, _, evaluation = evaluate_checkpoint(cfg.policy, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs, quiet=True)
+    result = evaluation.to_dict()
     logger = MetricsLogger(cfg.out, step_key="env_steps", resume_step=-1, tensorboard=False)
     logger.log({"env_steps": 0, "eval_success": result["success_rate"], "eval_low": result["ci_low"],
                 "eval_high": result["ci_high"], "eval_length": result["mean_length"]})
