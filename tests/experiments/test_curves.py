@@ -1,0 +1,34 @@
+"""Finetuning curves across seeds: aligned by evaluation index, not by exact env step."""
+
+from pathlib import Path
+
+import numpy as np
+from postbc.experiments.plan import Stage
+from postbc.experiments.results import Run, SweepResults, curves
+
+
+def finetune_run(seed: int, steps: list[int], success: list[float], kind: str = "finetune") -> Run:
+    params = {"task": "toy", "demos": 5, "algo": "dsrl", "method": "postbc", "seed": seed}
+    stage = Stage(f"{kind}/s{seed}", kind, Path(f"/nowhere/s{seed}"), "m", "C", {}, params)
+    rows = [{"env_steps": str(x), "eval_success": str(y)} for x, y in zip(steps, success)]
+    rows.insert(1, {"env_steps": "1500", "eval_success": ""})  # a training-only row: no eval point
+    return Run(stage, "done", None, rows)
+
+
+def test_seeds_whose_steps_differ_by_a_vector_env_overshoot_are_averaged_point_by_point():
+    results = SweepResults(Path("/nowhere"), config=None, runs=[
+        finetune_run(0, [0, 2007, 4012], [0.1, 0.3, 0.5]),
+        finetune_run(1, [0, 2011, 4005, 6003], [0.3, 0.5, 0.7, 0.9]),  # one evaluation further
+    ])
+    (curve,) = curves(results).values()
+    assert curve["n"] == 2
+    np.testing.assert_allclose(curve["x"], [0, 2009, 4008.5])
+    np.testing.assert_allclose(curve["mean"], [0.2, 0.4, 0.6])
+    assert np.all(curve["low"] <= curve["mean"]) and np.all(curve["mean"] <= curve["high"])
+
+
+def test_curves_ignore_non_finetune_runs():
+    run = finetune_run(0, [0, 2000], [0.1, 0.2], kind="eval")
+    assert curves(SweepResults(Path("/nowhere"), config=None, runs=[run])) == {}
+
+
