@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except PostBCError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except KeyboardInterrupt:
         print("interrupted; everything written so far is kept and the run can be resumed", file=sys.stderr)
         return 130
