@@ -99,3 +99,41 @@ def test_sac_update_reduces_td_error_on_a_fixed_batch():
     for _ in range(200):
         last = sac.update(**batch)["critic_loss"]
     assert last < 0.5 * first
+
+
+def test_bf16_keeps_outputs_in_fp32_and_close_to_fp32():
+    """Under bf16 autocast the hidden layers round, but Q near -100 must not be rounded to 0.5 steps."""
+    from postbc.finetune.networks import bf16_autocast
+
+    torch.manual_seed(0)
+    critic = Critic(5, 3, 64, 2, members=2, activation="tanh")
+    with torch.no_grad():
+        critic.net.layers[-1].bias.fill_(-100.0)
+    obs, act = torch.randn(32, 5), torch.randn(32, 3)
+    ref = critic(obs, act)
+    with bf16_autocast("bf16"):
+        low = critic(obs, act)
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().max() < 0.05  # hidden-layer rounding only; bf16 output spacing at 100 is 0.5
+    actor = TanhGaussianActor(5, 3, 64, 2, scale=1.5, activation="tanh")
+    with bf16_autocast("bf16"):
+        mean, log_std = actor.dist_params(obs)
+    assert mean.dtype == torch.float32 and log_std.dtype == torch.float32
+
+
+def test_sac_update_in_bf16_reduces_td_error_like_fp32():
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        sac = SAC(3, 2, hidden=32, layers=2, activation="tanh", num_critics=2, action_scale=1.5, lr=1e-3,
+                  gamma=0.0, tau=0.005, target_entropy=0.0, init_alpha=0.1, precision=precision)
+        batch = dict(obs=torch.randn(64, 3), action=torch.rand(64, 2) * 3 - 1.5, reward=torch.randn(64),
+                     next_obs=torch.randn(64, 3), done=torch.zeros(64))
+        first = sac.update(**batch)["critic_loss"]
+        for _ in range(200):
+            last = sac.update(**batch)
+        assert all(v.dtype == torch.float32 for v in last.values())
+        assert all(p.dtype == torch.float32 for p in sac.parameters())
+        losses[precision] = (first, last["critic_loss"])
+    assert losses["bf16"][1] < 0.5 * losses["bf16"][0]
+    assert abs(losses["bf16"][1] - losses["fp32"][1]) < 0.2 * losses["fp32"][0]

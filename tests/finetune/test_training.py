@@ -39,6 +39,13 @@ def test_dsrl_learns_to_steer_a_random_walk(tmp_path, line_spec):
     assert (tmp_path / "run" / "tb").is_dir()
 
 
+@pytest.mark.parametrize("algo", ["dsrl", "dsrl_na"])
+def test_bf16_updates_learn_as_well(tmp_path, line_spec, algo):
+    cfg = _cfg(tmp_path / "run", algo=algo, sac=dataclasses.replace(FAST_SAC, precision="bf16"))
+    run(cfg, base=NoisePuppet(), spec=line_spec)
+    assert float(read_metrics(tmp_path / "run")[-1]["eval_success"]) >= 0.9
+
+
 def test_resume_after_kill_continues_the_curve(tmp_path, line_spec):
     out = tmp_path / "run"
     cfg = _cfg(out, steps=1200, eval_every=200, checkpoint_every=400)

@@ -45,9 +45,14 @@ class SACConfig:
     """Replay capacity in chunk transitions."""
     noise_critic_steps: int = 10
     """DSRL-NA only: noise-critic distillation steps per update (paper: 10-20)."""
+    precision: str = "fp32"
+    """fp32 | bf16: bf16 runs the actor's and critics' hidden layers in bfloat16 (autocast; weights,
+    optimizer, output layers and the frozen diffusion policy stay fp32). About 2-3x faster updates
+    on CPUs with AMX (docs/finetuning.md); fp32 is the reference."""
 
     def __post_init__(self):
         require_choice("sac.activation", self.activation, ("relu", "tanh", "gelu", "silu"))
+        require_choice("sac.precision", self.precision, ("fp32", "bf16"))
         for name in ("hidden", "layers", "lr", "batch_size", "utd", "num_critics", "action_magnitude", "replay_size", "noise_critic_steps", "init_alpha"):
             require_positive(f"sac.{name}", getattr(self, name))
         require_positive("sac.warmup_steps", self.warmup_steps, allow_zero=True)

@@ -22,7 +22,8 @@ from postbc.io.state import load_module_state, module_state
 def sac_from_config(cfg: SACConfig, obs_dim: int, act_dim: int) -> SAC:
     return SAC(obs_dim, act_dim, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
                num_critics=cfg.num_critics, action_scale=cfg.action_magnitude, lr=cfg.lr, gamma=cfg.gamma,
-               tau=cfg.tau, target_entropy=cfg.target_entropy, init_alpha=cfg.init_alpha)
+               tau=cfg.tau, target_entropy=cfg.target_entropy, init_alpha=cfg.init_alpha,
+               precision=cfg.precision)
 
 
 def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:

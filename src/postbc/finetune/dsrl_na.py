@@ -21,7 +21,7 @@ from torch import nn
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
 from postbc.finetune.dsrl import choose_noise, standard_noise, store_transitions, transition_fields
-from postbc.finetune.networks import Critic, TanhGaussianActor
+from postbc.finetune.networks import Critic, TanhGaussianActor, bf16_autocast
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
@@ -51,7 +51,8 @@ class DSRLNA(nn.Module):
         self._last = None
 
     def chunk_of(self, obs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return base_actions(self.base, obs, w).reshape(len(obs), -1)
+        with torch.autocast("cpu", enabled=False):  # the frozen policy always samples in fp32
+            return base_actions(self.base, obs, w.float()).reshape(len(obs), -1)
 
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
         chunks = base_actions(self.base, obs, choose_noise(self.actor, obs, env_steps, self.cfg, self.np_rng))
@@ -71,14 +72,16 @@ class DSRLNA(nn.Module):
 
     def gradient_step(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
         alpha = self.log_alpha.exp().detach()
-        with torch.no_grad():
-            w_next, logp_next = self.actor(next_obs)
-            target = soft_td_target(reward, done, self.q_a_target(next_obs, self.chunk_of(next_obs, w_next)),
-                                    logp_next, alpha, self.cfg.gamma)
-        q = self.q_a(obs, action)
+        with bf16_autocast(self.cfg.precision):
+            with torch.no_grad():
+                w_next, logp_next = self.actor(next_obs)
+                target = soft_td_target(reward, done, self.q_a_target(next_obs, self.chunk_of(next_obs, w_next)),
+                                        logp_next, alpha, self.cfg.gamma)
+            q = self.q_a(obs, action)
+            w, logp = self.actor(obs)
+            q_w = self.q_w(obs, w, detach=True)
         loss_q = critic_loss(q, target)
-        w, logp = self.actor(obs)
-        loss_pi = actor_loss(self.q_w(obs, w, detach=True), logp, alpha)
+        loss_pi = actor_loss(q_w, logp, alpha)
         loss_alpha = temperature_loss(self.log_alpha, logp, self.cfg.target_entropy)
         self.optimizer.zero_grad(set_to_none=True)
         (loss_q + loss_pi + loss_alpha).backward()
@@ -92,9 +95,11 @@ class DSRLNA(nn.Module):
     def distill_step(self, obs: torch.Tensor) -> torch.Tensor:
         """Q_W(s, w) toward Q_A(s, pi_dp(s, w)) for standard noise w, member by member."""
         w = standard_noise(len(obs), self.noise_dim, self.cfg.action_magnitude, self.np_rng)
-        with torch.no_grad():
-            target = self.q_a(obs, self.chunk_of(obs, w))
-        loss = critic_loss(self.q_w(obs, w), target)
+        with bf16_autocast(self.cfg.precision):
+            with torch.no_grad():
+                target = self.q_a(obs, self.chunk_of(obs, w))
+            q_w = self.q_w(obs, w)
+        loss = critic_loss(q_w, target)
         self.noise_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.noise_optimizer.step()

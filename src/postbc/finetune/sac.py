@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from postbc.finetune.networks import Critic, TanhGaussianActor
+from postbc.finetune.networks import Critic, TanhGaussianActor, bf16_autocast
 
 
 def soft_td_target(reward, done, next_q, next_logp, alpha, gamma: float) -> torch.Tensor:
@@ -47,24 +47,28 @@ class SAC(nn.Module):
     """Actor, K critics with targets, and a learned temperature, over (obs, action) vectors."""
 
     def __init__(self, obs_dim: int, act_dim: int, *, hidden: int, layers: int, activation: str, num_critics: int,
-                 action_scale: float, lr: float, gamma: float, tau: float, target_entropy: float, init_alpha: float):
+                 action_scale: float, lr: float, gamma: float, tau: float, target_entropy: float, init_alpha: float,
+                 precision: str = "fp32"):
         super().__init__()
         self.actor = TanhGaussianActor(obs_dim, act_dim, hidden, layers, action_scale, activation)
         self.critic = Critic(obs_dim, act_dim, hidden, layers, num_critics, activation)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)))
         self.gamma, self.tau, self.target_entropy = gamma, tau, target_entropy
+        self.precision = precision
         self.optimizer = make_adam(self.parameters(), lr)
 
     def update(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
         alpha = self.log_alpha.exp().detach()
-        with torch.no_grad():
-            pi_next, logp_next = self.actor(next_obs)
-            target = soft_td_target(reward, done, self.critic_target(next_obs, pi_next), logp_next, alpha, self.gamma)
-        pi, logp = self.actor(obs)
-        q = self.critic(obs, action)
+        with bf16_autocast(self.precision):
+            with torch.no_grad():
+                pi_next, logp_next = self.actor(next_obs)
+                target = soft_td_target(reward, done, self.critic_target(next_obs, pi_next), logp_next, alpha, self.gamma)
+            pi, logp = self.actor(obs)
+            q = self.critic(obs, action)
+            q_pi = self.critic(obs, pi, detach=True)
         loss_q = critic_loss(q, target)
-        loss_pi = actor_loss(self.critic(obs, pi, detach=True), logp, alpha)
+        loss_pi = actor_loss(q_pi, logp, alpha)
         loss_alpha = temperature_loss(self.log_alpha, logp, self.target_entropy)
         self.optimizer.zero_grad(set_to_none=True)
         (loss_q + loss_pi + loss_alpha).backward()
