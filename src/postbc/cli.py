@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "finetune": ("postbc.finetune.command", "FinetuneConfig", "Finetune a pretrained policy with DSRL-SAC, DSRL-NA, DPPO or Best-of-N."),
     "best-of-n-fit": ("postbc.finetune.best_of_n_fit", "BestOfNFitConfig", "Fit the Best-of-N IQL critic on labelled rollouts (no simulator)."),
     "collect": ("postbc.experts.command", "CollectConfig", "Collect scripted demonstrations into a robomimic-style HDF5 file."),
-    "eval": ("postbc.evaluation_command", "EvalConfig", "Success rate (95% interval) of a pretrained policy on its task."),
+    "eval": ("postbc.evaluation_command", "EvalConfig", "Success rate (95% interval) of a pretrained or finetuned policy on its task."),
     "inspect": ("postbc.data.inspect_command", "InspectConfig", "Describe a dataset: demos, lengths, keys, shapes, action ranges."),
     "sweep": ("postbc.experiments.sweep_command", "SweepCommandConfig", "Run a grid of experiments (collect, pretrain, evaluate, finetune) on a process pool or Ray."),
     "report": ("postbc.experiments.report_command", "ReportConfig", "Tables, plots and an HTML page from a sweep directory."),

@@ -1,4 +1,4 @@
-"""`postbc eval`: success rate of a pretrained policy on its task, with a 95% interval."""
+"""`postbc eval`: success rate of a pretrained or finetuned policy on its task, with a 95% interval."""
 
 from __future__ import annotations
 
@@ -12,15 +12,20 @@ from postbc.io.config import require_choice, require_positive
 @dataclasses.dataclass
 class EvalConfig:
     checkpoint: Path
-    """pretraining run directory (holding policy.json / policy.safetensors), or a policy checkpoint stem."""
+    """pretraining run directory (holding policy.json / policy.safetensors), a policy checkpoint stem, or a
+    finished `postbc finetune` / `postbc best-of-n-fit` run directory (its finetuned policy is evaluated)."""
     task: str | None = None
-    """registered task to evaluate on; default: the task named in the checkpoint's env_args."""
+    """registered task to evaluate on; default: the task named in the (base) checkpoint's env_args."""
+    base: Path | None = None
+    """finetune runs only: the pretrained policy run directory the run was finetuned from; default: the
+    `checkpoint` recorded in the run's config.json."""
     episodes: int = 200
     """evaluation episodes (exactly episodes 0..N-1 of the seed count)."""
     num_envs: int = 2
     """envs stepped side by side."""
     seed: int = 0
-    """seed of the episodes' initial states and of the policy's sampling noise (same seed, same result)."""
+    """seed of the episodes' initial states and of the policy's sampling noise (same seed, same result;
+    DSRL / DSRL-NA policies act deterministically, DPPO and Best-of-N draw their noise from this seed)."""
     backend: str = "auto"
     """auto | async (one worker process per env) | sync (all envs in this process)."""
     out: Path | None = None
@@ -37,19 +42,28 @@ class EvalConfig:
 
 
 def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed: int, num_envs: int, *,
-                        backend: str = "auto", quiet: bool = False):
-    """Load a pretrained policy, check it fits `task` (default: the one it was trained for), evaluate it.
+                        backend: str = "auto", quiet: bool = False, base: Path | None = None):
+    """Load a policy, check it fits `task` (default: the one it was trained for), evaluate it.
 
+    `checkpoint`: a pretrained policy, or a finetune run directory served by
+    `postbc.finetune.serve.load_finetuned_policy` (on `base`, default: the run's own checkpoint).
     Returns (policy, task spec, EvalResult). Shared by `postbc eval` and the sweep's eval stage.
     """
     from postbc.envs.compat import check_dataset_matches_task
     from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
     from postbc.evaluation import evaluate
+    from postbc.finetune.serve import is_finetune_run, load_finetuned_policy
     from postbc.policies.pretrained import PretrainedPolicy
 
-    policy = PretrainedPolicy.load(checkpoint)
-    task = task or (policy.env_args.get("env_kwargs") or {}).get("task")
+    if is_finetune_run(checkpoint):
+        policy = load_finetuned_policy(checkpoint, base, seed=seed)
+    elif base is not None:
+        raise PostBCError(f"--base applies to finetune run directories; {checkpoint} is not one (drop --base to "
+                          "evaluate it as a pretrained policy)")
+    else:
+        policy = PretrainedPolicy.load(checkpoint)
+    task = task or (policy.env_args.get("env_kwargs") or {}).get("task") or getattr(policy, "task", None)
     if not task:
         raise PostBCError(f"checkpoint {checkpoint} does not name the task it was trained for; pass --task")
     spec = get_task(task)
@@ -66,10 +80,11 @@ def run(cfg: EvalConfig) -> None:
     from postbc.io.atomic import atomic_write_json
 
     policy, spec, result = evaluate_checkpoint(cfg.checkpoint, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs,
-                                               backend=cfg.backend, quiet=cfg.quiet)
+                                               backend=cfg.backend, quiet=cfg.quiet, base=cfg.base)
     print(result.summary())
     if cfg.out is not None:
-        atomic_write_json(cfg.out, {"checkpoint": str(cfg.checkpoint), **result.to_dict()})
+        finetuned = {"algo": policy.algo} if hasattr(policy, "algo") else {}
+        atomic_write_json(cfg.out, {"checkpoint": str(cfg.checkpoint), **finetuned, **result.to_dict()})
     if cfg.frames is not None:
         length = save_episode_strip(policy, spec, cfg.frames, seed=cfg.seed)
         print(f"image strip of episode 0 ({length} steps) written to {cfg.frames}")

@@ -31,6 +31,7 @@ from postbc.finetune.config import DPPOConfig
 from postbc.finetune.networks import mlp
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
+from postbc.io.checkpoint import check_shapes
 from postbc.io.state import load_module_state, module_state
 from postbc.policies.diffusion import DiffusionPolicy
 
@@ -120,6 +121,27 @@ class DDPMChunkPolicy:
         return self.base.action_normalizer.unnormalize(actions.numpy())
 
 
+def split_policy(model: DiffusionPolicy, cfg: DPPOConfig) -> DiffusionPolicy:
+    """A copy of `model` whose denoiser is a `SplitDenoiser`: frozen for the first S - k DDPM steps, trainable for the last k."""
+    policy = copy.deepcopy(model).eval().requires_grad_(False)
+    t_split = int(policy.step_timesteps(cfg.ddpm_steps)[0][cfg.ddpm_steps - cfg.finetune_steps])
+    policy.denoiser = SplitDenoiser(policy.denoiser, t_split)
+    return policy
+
+
+def load_dppo_policy(tensors: dict[str, torch.Tensor], cfg: DPPOConfig, base, source: str,
+                     seed: int = EVAL_NOISE_SEED) -> DDPMChunkPolicy:
+    """Serve `DPPO.export()` tensors: the split model rebuilt on `base`, sampling as DPPO's evaluation does."""
+    if not isinstance(getattr(base, "model", None), DiffusionPolicy):
+        raise PostBCError(f"{source} holds a DPPO-finetuned denoiser; its base must be a diffusion policy "
+                          "(a `postbc pretrain` run directory)")
+    policy = split_policy(base.model, cfg)
+    state = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
+    check_shapes(state, {k: v.shape for k, v in policy.state_dict().items()}, source)
+    policy.load_state_dict(state)
+    return DDPMChunkPolicy(base, policy.requires_grad_(False), cfg.ddpm_steps, cfg.min_std, seed)
+
+
 class DPPO:
     reward_kind = "zero_one"
 
@@ -134,9 +156,7 @@ class DPPO:
         self.np_rng = np.random.default_rng(seed)
         S, k = cfg.ddpm_steps, cfg.finetune_steps
         self.first_ft = S - k  # index of the first finetuned denoising step
-        self.policy = copy.deepcopy(base.model).eval().requires_grad_(False)
-        t_split = int(self.policy.step_timesteps(S)[0][self.first_ft])
-        self.policy.denoiser = SplitDenoiser(self.policy.denoiser, t_split)
+        self.policy = split_policy(base.model, cfg)
         self.actor = self.policy.denoiser.trainable
         self.value = mlp(obs_dim, 1, cfg.hidden, VALUE_LAYERS, "silu")
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)

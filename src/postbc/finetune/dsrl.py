@@ -13,9 +13,11 @@ import torch
 
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
+from postbc.finetune.networks import TanhGaussianActor
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import SAC
+from postbc.io.checkpoint import check_shapes
 from postbc.io.state import load_module_state, module_state
 
 
@@ -49,6 +51,21 @@ def choose_noise(actor, obs: np.ndarray, env_steps: int, cfg: SACConfig, rng: np
     return actor.act(torch.as_tensor(obs))
 
 
+def steered_policy(base, actor: TanhGaussianActor) -> SteeredPolicy:
+    """The evaluated / served policy: the base driven by the actor's deterministic noise w = m tanh(mu(s))."""
+    return SteeredPolicy(base, lambda obs: actor.act(obs, deterministic=True))
+
+
+def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, source: str) -> SteeredPolicy:
+    """Serve the `actor.*` tensors that DSRL and DSRL-NA export (the same noise actor) on `base`."""
+    actor = TanhGaussianActor(base.obs_dim, base.chunk * base.act_dim, cfg.hidden, cfg.layers, cfg.action_magnitude,
+                              cfg.activation)
+    state = {k[len("actor."):]: v for k, v in tensors.items() if k.startswith("actor.")}
+    check_shapes(state, {k: v.shape for k, v in actor.state_dict().items()}, source)
+    actor.load_state_dict(state)
+    return steered_policy(base, actor.eval().requires_grad_(False))
+
+
 class DSRL:
     reward_kind = "minus_one"
     metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
@@ -79,7 +96,7 @@ class DSRL:
         return metrics
 
     def eval_policy(self) -> SteeredPolicy:
-        return SteeredPolicy(self.base, lambda obs: self.sac.actor.act(obs, deterministic=True))
+        return steered_policy(self.base, self.sac.actor)
 
     def state(self):
         tensors, meta = module_state({"sac": self.sac}, {"sac": self.sac.optimizer})

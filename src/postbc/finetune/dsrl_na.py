@@ -20,7 +20,7 @@ from torch import nn
 
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
-from postbc.finetune.dsrl import choose_noise, standard_noise, store_transitions, transition_fields
+from postbc.finetune.dsrl import choose_noise, standard_noise, steered_policy, store_transitions, transition_fields
 from postbc.finetune.networks import Critic, TanhGaussianActor, bf16_autocast
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
@@ -106,7 +106,7 @@ class DSRLNA(nn.Module):
         return loss.detach()
 
     def eval_policy(self) -> SteeredPolicy:
-        return SteeredPolicy(self.base, lambda obs: self.actor.act(obs, deterministic=True))
+        return steered_policy(self.base, self.actor)
 
     def state(self):
         tensors, meta = module_state({"na": self}, {"opt": self.optimizer, "noise_opt": self.noise_optimizer})

@@ -1,0 +1,195 @@
+"""Serve a finished finetune run: `load_finetuned_policy(RUN)` acts like a `PretrainedPolicy`.
+
+A `postbc finetune` run directory names its algorithm and pretrained checkpoint in config.json and,
+once finished, holds what the algorithm exported: `finetuned.*` (DSRL / DSRL-NA: the noise actor
+`actor.*`; DPPO: the split denoiser `policy.*`) or `critic.*` (Best-of-N, also written by
+`postbc best-of-n-fit`). Each algorithm module rebuilds its own serving object from those tensors;
+this module finds the files and the base policy, checks they fit, and dispatches:
+
+| algo | served policy |
+|---|---|
+| dsrl, dsrl_na | `SteeredPolicy(base, actor's deterministic noise)`, as the run's own evaluation |
+| dppo | the finetuned diffusion policy's stochastic DDPM sampler (min std, seeded noise), as the run's evaluation |
+| best_of_n | `BestOfNPolicy`: argmax of the critic over N chunks sampled from the base |
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from postbc.envs.registry import TaskSpec
+from postbc.errors import PostBCError
+
+FINETUNE_COMMANDS = ("finetune", "best-of-n-fit")
+
+
+def run_record(run_dir: Path) -> dict | None:
+    """The run's config.json record ({"command", "config"}) when `run_dir` is a finetune run directory, else None."""
+    path = Path(run_dir) / "config.json"
+    if not (Path(run_dir).is_dir() and path.is_file()):
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise PostBCError(f"{path} is not valid JSON ({e}); the run directory is damaged") from e
+    return record if isinstance(record, dict) and record.get("command") in FINETUNE_COMMANDS else None
+
+
+def is_finetune_run(path: Path) -> bool:
+    return run_record(path) is not None
+
+
+class FinetunedPolicy:
+    """A finetuned policy with the interface of `PretrainedPolicy` that evaluation uses.
+
+    `act(obs_flat (B, obs_dim) raw) -> (B, chunk, act_dim)` raw actions (no `noise` argument: the
+    algorithm's policy draws or computes its own). Obs keys, sizes, `env_args` and `check_task`
+    are the base policy's; `algo`, `run_dir` and `task` (the task it was finetuned on) describe the run.
+    """
+
+    def __init__(self, inner: Any, base: Any, algo: str, run_dir: Path, task: str | None):
+        self.inner, self.base, self.algo, self.run_dir, self.task = inner, base, algo, Path(run_dir), task
+        self.obs_keys = getattr(base, "obs_keys", None)
+        self.obs_dims = getattr(base, "obs_dims", None)
+        self.env_args = dict(getattr(base, "env_args", None) or {})
+
+    @property
+    def chunk(self) -> int:
+        return int(self.base.chunk)
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.base.act_dim)
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.base.obs_dim)
+
+    def act(self, obs_flat: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs_flat, np.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
+            raise PostBCError(f"finetuned policy {self.run_dir}: act expects observations of shape (B, {self.obs_dim}) "
+                              f"(keys {list(self.obs_keys or [])} flattened), got {obs.shape}")
+        return np.asarray(self.inner.act(obs), np.float32)
+
+    def check_task(self, spec: TaskSpec) -> None:
+        from postbc.finetune.base import check_policy_task
+
+        check_policy_task(self.base, spec, f"the base policy of {self.run_dir}")
+
+
+def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None = None,
+                          candidates: int | None = None) -> FinetunedPolicy:
+    """The policy a finished `postbc finetune` (or `postbc best-of-n-fit`) run directory serves.
+
+    `base`: the pretrained policy it was finetuned from, as an object (`PretrainedPolicy`) or a
+    path; default: the `checkpoint` recorded in the run's config.json.
+    `seed`: sampling noise of DPPO and Best-of-N (default: what the run's own evaluation used:
+    DPPO's fixed evaluation seed, Best-of-N's run seed); DSRL / DSRL-NA act deterministically.
+    `candidates`: Best-of-N's N (default: the run's).
+    """
+    run_dir = Path(run_dir)
+    record = run_record(run_dir)
+    if record is None:
+        raise PostBCError(f"{run_dir} is not a finetune run directory (no config.json written by `postbc finetune` or "
+                          "`postbc best-of-n-fit`); pass the --out directory of a finetune run")
+    cfg = _config(record, run_dir)
+    algo = getattr(cfg, "algo", "best_of_n")  # best-of-n-fit has no --algo
+    stem = run_dir / ("critic" if algo == "best_of_n" else "finetuned")
+    meta = _finished_meta(stem, record, run_dir)
+    compat = meta.get("compat", meta)  # finetuned.* nests it; critic.* holds the sizes at the top level
+    base = _base(base, getattr(cfg, "checkpoint", None), run_dir)
+    _check_base(base, compat, stem)
+    source = f"finetuned weights {stem}.safetensors"
+    if algo in ("dsrl", "dsrl_na"):
+        from postbc.finetune.dsrl import load_steered_policy
+        from postbc.io.checkpoint import load_checkpoint
+
+        inner = load_steered_policy(load_checkpoint(stem)[0], cfg.sac, base, source)
+    elif algo == "dppo":
+        from postbc.finetune.dppo import EVAL_NOISE_SEED, load_dppo_policy
+        from postbc.io.checkpoint import load_checkpoint
+
+        inner = load_dppo_policy(load_checkpoint(stem)[0], cfg.dppo, base, source,
+                                 EVAL_NOISE_SEED if seed is None else seed)
+    else:
+        from postbc.finetune.best_of_n import load_best_of_n_policy
+
+        inner = load_best_of_n_policy(run_dir, base, candidates, cfg.seed if seed is None else seed)
+    return FinetunedPolicy(inner, base, algo, run_dir, compat.get("task"))
+
+
+def _config(record: dict, run_dir: Path):
+    from postbc.io.config import from_jsonable
+
+    if record["command"] == "finetune":
+        from postbc.finetune.config import FinetuneConfig as cls
+    else:
+        from postbc.finetune.best_of_n_fit import BestOfNFitConfig as cls
+    try:
+        return from_jsonable(cls, record.get("config") or {})
+    except (TypeError, ValueError) as e:
+        raise PostBCError(f"{run_dir / 'config.json'} does not hold a valid {cls.__name__} ({e}); it was written by "
+                          "another postbc version: serve it with that version, or finetune again") from e
+
+
+def _finished_meta(stem: Path, record: dict, run_dir: Path) -> dict:
+    """The finetuned checkpoint's JSON meta; refuses an unfinished run, saying how to finish it."""
+    from postbc.io.checkpoint import checkpoint_exists, checkpoint_paths
+
+    if not checkpoint_exists(stem):
+        weights, meta_path = checkpoint_paths(stem)
+        last = run_dir / "checkpoints" / "last.json"
+        resume = (f"resume it from checkpoints/last{_progress(last)} and finish it" if last.is_file()
+                  else "finish it (it wrote no checkpoint yet)")
+        raise PostBCError(f"{run_dir} holds no {meta_path.name} / {weights.name}: the finetune run has not finished; "
+                          f"start the same `postbc {record['command']} ... --out {run_dir}` command again to {resume}")
+    try:
+        return json.loads(checkpoint_paths(stem)[1].read_text())["meta"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise PostBCError(f"{checkpoint_paths(stem)[1]} is damaged ({e}); finetune again") from e
+
+
+def _progress(last_json: Path) -> str:
+    """A resume checkpoint's progress as ' (env step N)' or ' (update N)'; '' when its JSON cannot be read."""
+    try:
+        meta = json.loads(last_json.read_text())["meta"]
+        return f" (env step {meta['env_steps']})" if "env_steps" in meta else f" (update {meta['updates']})"
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return ""
+
+
+def _base(base: Any, checkpoint: Path | None, run_dir: Path):
+    from postbc.io.checkpoint import checkpoint_paths
+    from postbc.policies.pretrained import PretrainedPolicy
+
+    if base is not None and not isinstance(base, (str, Path)):
+        return base
+    fix = (f"pass the pretrained policy explicitly: load_finetuned_policy({str(run_dir)!r}, base=PRETRAIN_RUN) or "
+           f"`postbc eval --checkpoint {run_dir} --base PRETRAIN_RUN`")
+    if base is None:
+        if checkpoint is None:
+            raise PostBCError(f"{run_dir / 'config.json'} names no pretrained checkpoint (no 'checkpoint'); {fix}")
+        path = Path(checkpoint)
+        if not (path.exists() or checkpoint_paths(path)[1].exists()):  # a run directory, a file or a stem
+            raise PostBCError(f"the pretrained checkpoint {path} named in {run_dir / 'config.json'} ('checkpoint') is "
+                              f"missing (moved or deleted?); {fix}")
+        base = path
+    return PretrainedPolicy.load(Path(base))
+
+
+def _check_base(base: Any, compat: dict, stem: Path) -> None:
+    """The base policy must have the obs / action sizes and chunk the finetuned weights were made for."""
+    from postbc.finetune.base import check_chunk
+
+    source = f"{stem}.json"
+    for what, key, mine in (("obs dim", "obs_dim", base.obs_dim), ("action dim", "act_dim", base.act_dim)):
+        if key in compat and int(compat[key]) != int(mine):
+            raise PostBCError(f"{source} was finetuned with {what} {compat[key]}, the base policy has {what} {mine}; "
+                              "pass the pretrained policy the run was finetuned from")
+    if "chunk" in compat:
+        check_chunk(base.chunk, compat["chunk"], "finetune run", source)
