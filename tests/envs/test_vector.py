@@ -99,3 +99,8 @@ def test_malformed_actions_are_refused_not_counted_as_crashes():
             with pytest.raises(ValueError, match=r"this VectorEnv takes \(2, n <= 3, 1\)"):
                 vec.step(bad)
         vec.step(np.zeros((2, 2, 1)))  # a shorter chunk is fine
+
+
+def test_auto_keeps_in_process_tasks_in_process():
+    with VectorEnv("toy", 3, backend="auto") as venv:
+        assert venv.backend == "sync"

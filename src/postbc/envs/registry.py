@@ -29,6 +29,7 @@ class TaskSpec:
     make: Callable[..., Any]  # make(seed: int | None = None, **kwargs) -> gymnasium.Env
     env_args: Mapping[str, Any]  # robomimic-style {"env_name", "type", "env_kwargs"} written into datasets
     description: str = ""
+    in_process: bool = False  # a step costs less than a pipe round trip: VectorEnv "auto" keeps these envs in-process
 
     @property
     def obs_dim(self) -> int:

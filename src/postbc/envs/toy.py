@@ -177,6 +177,7 @@ TOY = register(
     TaskSpec(
         name="toy",
         family="toy",
+        in_process=True,
         obs_keys=OBS_KEYS,
         obs_dims=(2, 2, 2),
         act_dim=2,

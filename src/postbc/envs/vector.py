@@ -245,7 +245,8 @@ class VectorEnv:
 
     `chunk`: wrap each env in `ActionChunkWrapper(env, chunk)`, so `step` takes (num_envs, chunk, act_dim).
     `backend`: "async" (one worker process per env), "sync" (all in this process), or "auto"
-    (async when num_envs > 1, falling back to sync with a warning when workers cannot start).
+    (async when num_envs > 1 and the task is not marked `in_process`, falling back to sync with a
+    warning when workers cannot start).
     """
 
     def __init__(
@@ -271,7 +272,7 @@ class VectorEnv:
         self.episode_index = np.arange(self.num_envs)
         self._next_episode = self.num_envs
         self._last_obs: list[Any] = [None] * self.num_envs
-        self.backend = "sync" if backend == "auto" and self.num_envs == 1 else backend
+        self.backend = "sync" if backend == "auto" and (self.num_envs == 1 or self.spec.in_process) else backend
         if self.backend in ("auto", "async"):
             try:
                 self._slots = self._start_workers(mp.get_context(context), env_kwargs)
