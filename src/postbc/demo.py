@@ -1,188 +1,260 @@
-"""`postbc demo`: the whole pretraining story on the toy task, in about a minute.
+"""`postbc demo`: the whole PostBC story on one task, from scripted demos to finetuned policies.
 
-1. A scripted demonstrator writes a few demos (robomimic HDF5). Pocket starts are rare, so the
-   few demos that start there show one of the demonstrator's two exits, or none.
-2. BC and PostBC are pretrained on the same demos with the same settings.
-3. Both are evaluated (success with a 95% interval), and their action spread is measured in
-   probe states the demonstrator visits: rare (pockets) versus common (the corridor).
-4. A table is printed and `demo.png` shows both policies' action samples in a rare and a
-   common state.
+1. A scripted expert writes a few demos (robomimic HDF5).
+2. BC and PostBC are pretrained on them with the same settings (`postbc.pretrain.command`).
+3. Both are evaluated: success with a 95% (Wilson) interval (`evaluate_checkpoint`).
+4. Both are finetuned briefly with DSRL-SAC (`postbc.finetune.command`), which evaluates every
+   `eval_every` env steps into its metrics.csv.
+5. Coverage: how widely each pretrained policy samples actions where demos are scarce vs dense
+   (`postbc.demo_coverage`).
+6. The results table is printed (and written to results.md), then the coverage table and the
+   per-phase wall times; demo.png shows pretrained vs finetuned success and the finetuning curves.
+
+The task and the size of every phase come from a preset (`postbc.demo_presets`): robosuite lift
+when robosuite is installed, else the toy task; `--quick` is a ~2-minute toy run.
+
+Re-running with the same --out and options reuses every finished phase (and resumes a killed
+one); with other options the directory is refused, so one directory never mixes two demos.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 
+from postbc.demo_presets import AUTO, DemoSettings, choose_task, overridable, preset_for
+from postbc.demo_report import MethodResult, Success
 from postbc.io.config import require_positive
 
+T = TypeVar("T")
 METHODS = ("bc", "postbc")
 TRAIN_THREADS = 1  # these networks are small: a second thread costs more in synchronisation than it gains
-EVAL_ENVS = 25  # toy envs are cheap: step them in-process and batch the policy over them
+COVERAGE_STATES = 8  # scarce and dense demo states (each) of the posterior-std diagnostic (non-toy tasks)
 
 
 @dataclasses.dataclass
 class DemoConfig:
-    """Collect toy demos, pretrain BC and PostBC on them, and compare success and action coverage."""
+    """Collect demos, pretrain BC and PostBC, evaluate them, finetune both briefly with DSRL, and compare."""
 
     out: Path = Path("runs/demo")
-    """Directory for the dataset, both run directories, the table and the plot."""
-    demos: int = 20
-    """Demonstrations to train on (few, so that pocket starts are rarely seen)."""
-    epochs: int = 2000
-    """Policy training epochs (both methods)."""
-    hidden: int = 128
-    """Width of the denoiser and ensemble MLPs."""
-    batch_size: int = 64
-    """Batch size of policy and ensemble training."""
-    lr: float = 3e-3
-    """Peak learning rate of the policy."""
-    ensemble_size: int = 32
-    """PostBC ensemble members."""
-    ensemble_epochs: int = 200
-    """PostBC ensemble training epochs."""
-    alpha: float = 1.0
-    """PostBC posterior noise weight."""
-    eval_episodes: int = 200
-    """Evaluation episodes per policy."""
-    probe_states: int = 64
-    """Rare and common probe states (each) at which the action spread is measured."""
+    """Directory for the dataset, the run directories, the tables and the plots (re-running reuses it)."""
+    task: str = AUTO
+    """auto (lift if robosuite is installed, else toy) | toy | lift | any task with a scripted expert (lift's settings)."""
+    quick: bool = False
+    """Toy task at a small size: about 2 minutes on 2 cores, finetuning included."""
     seed: int = 0
-    """Seed of the demos, training and evaluation."""
+    """Seed of the demos, training, finetuning and evaluation."""
+    demos: int | None = None
+    """Demonstrations to train on (default: the preset's; toy 20, lift 5)."""
+    epochs: int | None = None
+    """Policy training epochs, both methods (default: the preset's)."""
+    hidden: int | None = None
+    """Width of the denoiser MLP (default: the preset's)."""
+    ensemble_size: int | None = None
+    """PostBC ensemble members (default: the preset's)."""
+    ensemble_epochs: int | None = None
+    """PostBC ensemble training epochs (default: the preset's)."""
+    alpha: float | None = None
+    """PostBC posterior noise weight (default: the preset's, 1)."""
+    eval_episodes: int | None = None
+    """Evaluation episodes per pretrained policy (default: the preset's)."""
+    finetune_steps: int | None = None
+    """DSRL-SAC env steps per method (default: the preset's)."""
+    eval_every: int | None = None
+    """Env steps between the finetuning runs' evaluations (default: the preset's)."""
+    finetune_eval_episodes: int | None = None
+    """Episodes per finetuning evaluation (default: the preset's)."""
+    warmup: int | None = None
+    """DSRL env steps with the base policy's own noise before learning starts (default: the preset's)."""
+    probe_states: int | None = None
+    """Toy task: rare and common probe states (each) at which the action spread is measured (default 64)."""
     quiet: bool = False
     """No progress bars."""
 
     def __post_init__(self) -> None:
-        for name in ("demos", "epochs", "hidden", "batch_size", "lr", "ensemble_size", "ensemble_epochs", "eval_episodes", "probe_states"):
-            require_positive(name, getattr(self, name))
-        require_positive("alpha", self.alpha, allow_zero=True)
+        for name in ("demos", "epochs", "hidden", "ensemble_size", "ensemble_epochs", "eval_episodes", "finetune_steps",
+                     "eval_every", "finetune_eval_episodes", "probe_states"):
+            if getattr(self, name) is not None:
+                require_positive(name, getattr(self, name))
+        for name in ("alpha", "warmup"):
+            if getattr(self, name) is not None:
+                require_positive(name, getattr(self, name), allow_zero=True)
+        if self.ensemble_size is not None and self.ensemble_size < 2:
+            raise ValueError(f"ensemble_size={self.ensemble_size} must be >= 2 for a posterior covariance")
+        if self.quick and self.task not in (AUTO, "toy"):
+            raise ValueError(f"quick runs the toy task; drop --quick to run task={self.task!r}")
         self.out = Path(self.out)
 
-
-@dataclasses.dataclass
-class MethodResult:
-    method: str
-    success: float
-    ci_low: float
-    ci_high: float
-    spread_rare: float
-    spread_common: float
-    train_seconds: float
+    def settings(self) -> DemoSettings:
+        """The preset of the chosen task with this config's options applied."""
+        preset = preset_for(choose_task(self.task, self.quick), self.quick)
+        return dataclasses.replace(preset, **{name: getattr(self, name) for name in overridable()
+                                              if getattr(self, name, None) is not None})
 
 
-def probe_states(num_per_region: int, seed: int) -> dict[str, np.ndarray]:
-    """Flat observations of states the demonstrator visits, labelled rare / common.
+class Phases:
+    """Wall time per phase, kept in phases.json so a re-run shows what the reused phases took."""
 
-    They come from fresh expert episodes (not the training demos) with pocket starts made
-    common, so both regions have enough states.
-    """
-    from postbc.envs.registry import get_task
-    from postbc.envs.toy import toy_state_region
-    from postbc.experts.collect import rollout
-    from postbc.experts.registry import get_expert
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
+        self.reused: set[str] = set()
+        self.order: list[str] = []  # phases in the order this run went through them
 
-    spec = get_task("toy")
-    env = spec.make(seed=seed, rare_start_prob=0.5)
-    expert = get_expert("toy", "mixed")
-    rng = np.random.default_rng(seed)
-    states = []
-    for _ in range(40):
-        demo, _ = rollout(env, expert, spec, int(rng.integers(2**31)), rng)
-        states.append(np.concatenate([demo.obs[k] for k in spec.obs_keys], axis=-1))
-    env.close()
-    states = np.concatenate(states).astype(np.float32)
-    regions = toy_state_region(states)
-    picked = {}
-    for region in ("rare", "common"):
-        pool = states[regions == region]
-        picked[region] = pool[rng.choice(len(pool), size=min(num_per_region, len(pool)), replace=False)]
-    return picked
+    def run(self, name: str, finished: bool, work: Callable[[], T]) -> T:
+        """Run `work`, timed; when the phase `finished` earlier, `work` only loads its result."""
+        from postbc.io.atomic import atomic_write_json
+
+        t0 = time.perf_counter()
+        result = work()
+        self.order.append(name)
+        if finished and name in self.seconds:
+            self.reused.add(name)
+        else:
+            self.seconds[name] = time.perf_counter() - t0
+            atomic_write_json(self.path, self.seconds)
+        return result
+
+    def total(self, *names: str) -> float:
+        return sum(self.seconds.get(n, 0.0) for n in names)
+
+
+def prepare_demo_dir(out: Path, settings: DemoSettings) -> None:
+    """config.json of the demo; refuse a directory holding another demo's (or anything else's) files."""
+    from postbc.errors import PostBCError
+    from postbc.io.runs import prepare_run_dir
+
+    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
+        raise PostBCError(f"{out} is not empty and holds no demo config.json (an older `postbc demo` or another command "
+                          "wrote it); choose a new --out or delete the directory")
+    prepare_run_dir(out, settings, command="demo")
 
 
 def run(cfg: DemoConfig) -> list[MethodResult]:
-    from postbc.diagnostics import action_spread, sample_actions
-    from postbc.evaluation import evaluate
-    from postbc.experts.collect import collect
-    from postbc.pretrain.command import PretrainConfig
-    from postbc.pretrain.command import run as pretrain
+    from postbc.envs.registry import get_task
+    from postbc.experts.registry import expert_operators
+    from postbc.io.checkpoint import checkpoint_exists
     from postbc.utils import is_quiet
 
     say = (lambda msg: None) if is_quiet(cfg.quiet) else print
     t_start = time.perf_counter()
-    dataset = cfg.out / "demos.hdf5"
-    if not dataset.exists():
-        collect("toy", cfg.demos, dataset, seed=cfg.seed, quiet=cfg.quiet)
-    say(f"demos: {dataset}")
-    probes = probe_states(cfg.probe_states, cfg.seed + 1)
+    s = cfg.settings()
+    get_task(s.task)
+    expert_operators(s.task)  # refuses a task without a scripted expert
+    if cfg.task == AUTO and not cfg.quick:
+        why = "robosuite is installed" if s.task == "lift" else 'robosuite is not installed: pip install -e ".[sim]" for lift'
+        say(f"task: {s.task} ({why}; --quick for a 2-minute toy run, --task to choose)")
+    prepare_demo_dir(cfg.out, s)
+    phases = Phases(cfg.out / "phases.json")
 
-    results, samples = [], {}
+    dataset = cfg.out / "demos.hdf5"
+    phases.run("collect", dataset.exists(), lambda: dataset.exists() or collect_demos(s, dataset, cfg.quiet))
+    say(f"demos: {dataset}")
+    policies, pretrained = {}, {}
     for method in METHODS:
-        t0 = time.perf_counter()
-        policy = pretrain(PretrainConfig(
-            method=method, dataset=dataset, out=cfg.out / method, seed=cfg.seed, epochs=cfg.epochs,
-            hidden=cfg.hidden, batch_size=cfg.batch_size, lr=cfg.lr, threads=TRAIN_THREADS,
-            ensemble_size=cfg.ensemble_size, ensemble_epochs=cfg.ensemble_epochs, alpha=cfg.alpha, quiet=True,
+        policies[method] = phases.run(f"pretrain {method}", checkpoint_exists(cfg.out / method / "policy"),
+                                      lambda: pretrain(s, method, dataset, cfg.out / method, cfg.quiet))
+        eval_path = cfg.out / f"{method}_eval.json"
+        pretrained[method] = phases.run(f"eval {method}", eval_path.exists(),
+                                        lambda: evaluate_pretrained(s, cfg.out / method, eval_path, cfg.quiet))
+    curves = {}
+    for method in METHODS:
+        run_dir = cfg.out / f"{method}_dsrl"
+        curves[method] = phases.run(f"finetune {method}", checkpoint_exists(run_dir / "finetuned"),
+                                    lambda: finetune(s, cfg.out / method, run_dir, cfg.quiet))
+    spread, coverage_plots = phases.run("coverage", False, lambda: coverage(s, policies, cfg.out))
+
+    results = []
+    for method in METHODS:
+        c = curves[method]
+        results.append(MethodResult(
+            method, pretrained[method], Success(float(c["success"][-1]), float(c["low"][-1]), float(c["high"][-1]),
+                                                s.finetune_eval_episodes),
+            s.finetune_steps, c, phases.total(f"pretrain {method}", f"eval {method}", f"finetune {method}"),
+            spread[method],
         ))
-        train_seconds = time.perf_counter() - t0
-        ev = evaluate(policy, "toy", episodes=cfg.eval_episodes, seed=cfg.seed + 2, num_envs=EVAL_ENVS, backend="sync",
-                      quiet=cfg.quiet)
-        spread = {r: float(action_spread(sample_actions(policy, s, 32, cfg.seed + 3)).mean()) for r, s in probes.items()}
-        samples[method] = {r: sample_actions(policy, s[:1], 256, cfg.seed + 4)[0, :, 0] for r, s in probes.items()}
-        results.append(MethodResult(method, ev.success_rate, ev.ci_low, ev.ci_high, spread["rare"], spread["common"], train_seconds))
+    return report(results, s, phases, coverage_plots, cfg.out, time.perf_counter() - t_start)
+
+
+def collect_demos(s: DemoSettings, path: Path, quiet: bool) -> None:
+    """The expert's demos, written under a temporary name and renamed: a killed collection leaves no partial file."""
+    from postbc.experts.collect import collect
+    from postbc.io.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: collect(s.task, s.demos, tmp, seed=s.seed, overwrite=True, quiet=quiet))
+
+
+def pretrain(s: DemoSettings, method: str, dataset: Path, out: Path, quiet: bool):
+    from postbc.pretrain.command import PretrainConfig
+    from postbc.pretrain.command import run as run_pretrain
+
+    return run_pretrain(PretrainConfig(
+        method=method, dataset=dataset, out=out, seed=s.seed, epochs=s.epochs, hidden=s.hidden,
+        batch_size=s.batch_size, lr=s.lr, threads=TRAIN_THREADS, ensemble_size=s.ensemble_size,
+        ensemble_epochs=s.ensemble_epochs, alpha=s.alpha, quiet=quiet,
+    ))
+
+
+def evaluate_pretrained(s: DemoSettings, run_dir: Path, path: Path, quiet: bool) -> Success:
+    """Success of a pretrained policy (its own noise ~ N(0, I)); the result is cached in `path`."""
+    from postbc.evaluation_command import evaluate_checkpoint
+    from postbc.io.atomic import atomic_write_json
+
+    if not path.exists():
+        _, _, result = evaluate_checkpoint(run_dir, s.task, s.eval_episodes, s.seed + 1000, s.eval_envs,
+                                           backend=s.env_backend, quiet=quiet)
+        atomic_write_json(path, result.to_dict())
+    r = json.loads(path.read_text())
+    return Success(r["success_rate"], r["ci_low"], r["ci_high"], r["episodes"])
+
+
+def finetune(s: DemoSettings, checkpoint: Path, out: Path, quiet: bool) -> dict[str, np.ndarray]:
+    """DSRL-SAC from `checkpoint` (resumed or skipped when `out` holds it); its evaluations as arrays."""
+    from postbc.finetune.command import run as run_finetune
+    from postbc.finetune.config import FinetuneConfig, SACConfig
+    from postbc.io.checkpoint import checkpoint_exists
+    from postbc.io.runs import read_metrics
+
+    if not checkpoint_exists(out / "finetuned"):
+        run_finetune(FinetuneConfig(
+            checkpoint=checkpoint, task=s.task, out=out, algo="dsrl", steps=s.finetune_steps, seed=s.seed,
+            num_envs=s.finetune_envs, eval_every=s.eval_every, eval_episodes=s.finetune_eval_episodes,
+            threads=TRAIN_THREADS, env_backend=s.env_backend, quiet=quiet,
+            sac=SACConfig(hidden=s.sac_hidden, utd=s.sac_utd, warmup_steps=s.warmup, precision=s.sac_precision),
+        ))
+    rows = [r for r in read_metrics(out) if r.get("eval_success") not in (None, "")]
+    return {name: np.array([float(r[key]) for r in rows]) for name, key in
+            (("env_steps", "env_steps"), ("success", "eval_success"), ("low", "eval_low"), ("high", "eval_high"))}
+
+
+def coverage(s: DemoSettings, policies: dict, out: Path) -> tuple[dict[str, dict[str, float]], list[Path]]:
+    from postbc.demo_coverage import posterior_coverage, toy_coverage
+
+    if s.task == "toy":
+        return toy_coverage(policies, s.probe_states, s.seed + 1, out)
+    return posterior_coverage(policies, out / "postbc", COVERAGE_STATES, s.seed + 1, out)
+
+
+def report(results: list[MethodResult], s: DemoSettings, phases: Phases, plots: list[Path], out: Path,
+           wall: float) -> list[MethodResult]:
+    """Print the results table first, then coverage and timings; write results.md and demo.png."""
+    from postbc.demo_report import format_coverage, format_phases, format_table, plot_summary
 
     table = format_table(results)
-    print(table)
-    (cfg.out / "results.md").write_text(table + "\n")
-    plot_path = plot_action_samples(samples, {r: s[0] for r, s in probes.items()}, cfg.out / "demo.png")
-    print(f"plot: {plot_path}   total wall time {time.perf_counter() - t_start:.0f} s")
-    return results
-
-
-def format_table(results: list[MethodResult]) -> str:
+    summary = plot_summary(results, s.task, s.demos, out / "demo.png")
     lines = [
-        "| method | success (95% CI) | action spread, rare states | action spread, common states | train time |",
-        "|---|---|---|---|---|",
+        f"## postbc demo: {s.task}, {s.demos} demos, seed {s.seed}", "", table, "",
+        "Action spread of the pretrained policies (first action, root mean per-dimension variance):", "",
+        format_coverage(results), "",
+        f"Wall time per phase: {format_phases({n: phases.seconds[n] for n in phases.order}, phases.reused)}; this run {wall:.0f} s.",
     ]
-    for r in results:
-        lines.append(
-            f"| {r.method} | {r.success:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] | {r.spread_rare:.3f} | "
-            f"{r.spread_common:.3f} | {r.train_seconds:.0f} s |"
-        )
-    return "\n".join(lines)
-
-
-def plot_action_samples(samples: dict, states: dict[str, np.ndarray], path: Path) -> Path:
-    """Rows: methods; columns: the arena with the probe states, then the first-action samples per state."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from postbc.envs.toy import WALLS
-
-    regions = list(states)
-    fig, axes = plt.subplots(len(samples), 1 + len(regions), figsize=(4 * (1 + len(regions)), 4 * len(samples)))
-    colors = {"rare": "tab:red", "common": "tab:blue"}
-    for row, (method, by_region) in enumerate(samples.items()):
-        arena = axes[row, 0]
-        for x0, x1, y0, y1 in WALLS:
-            arena.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, color="0.3"))
-        for region, state in states.items():
-            arena.plot(*state[:2], "o", color=colors[region], label=f"{region} state")
-        arena.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal", title=f"{method}: probe states")
-        arena.legend(loc="upper left", fontsize=8)
-        for col, region in enumerate(regions, start=1):
-            ax = axes[row, col]
-            a = by_region[region]
-            ax.scatter(a[:, 0], a[:, 1], s=6, alpha=0.5, color=colors[region])
-            ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), aspect="equal", xlabel="action x", ylabel="action y",
-                   title=f"{method}: first action at the {region} state")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    text = "\n".join(lines)
+    print(text)
+    (out / "results.md").write_text(text + "\n")
+    print("\nfiles: " + ", ".join(str(p) for p in (out / "results.md", summary, *plots)))
+    return results
