@@ -39,6 +39,23 @@ def test_obs_match_spec_and_reset_is_deterministic_per_seed(lift):
     assert not np.allclose(o1["object"][:3], o3["object"][:3])
 
 
+def _first_obs_in_a_fresh_process(seed: int) -> np.ndarray:
+    import json
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from postbc.envs.registry import make_env; "
+            f"o, _ = make_env('lift').reset(seed={seed}); print(repr(np.concatenate(list(o.values())).tolist()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return np.array(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_reset_is_the_same_in_every_process(lift):
+    """Lift samples its cube size when the model is built; a fixed model seed makes that reproducible."""
+    o, _ = lift.reset(seed=5)
+    np.testing.assert_array_equal(_first_obs_in_a_fresh_process(5), np.concatenate(list(o.values())))
+
+
 def test_truncates_at_horizon_and_moves_the_arm(lift):
     obs, _ = lift.reset(seed=0)
     down = np.array([0, 0, -1, 0, 0, 0, -1], np.float32)

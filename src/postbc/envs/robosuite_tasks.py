@@ -14,8 +14,9 @@ Observation keys are robomimic's low-dim keys; `object` is robosuite's `object-s
 Quaternions are xyzw (robosuite's convention). `OBJECT_POSE[task]` gives the slices of the
 object's world position and orientation inside `object`.
 Horizons follow the DSRL setup. Success comes from the env's own `_check_success()`.
-Episode k's initial state is a function of its reset seed only (robosuite's generator is
-re-seeded in place, so the placement samplers that share it follow).
+Episode k's initial state is a function of its reset seed only: robosuite's generator is
+seeded at construction with `MODEL_SEED` (models sample e.g. Lift's cube size there, once) and
+re-seeded in place at each reset, so the placement samplers that share it follow.
 
 This module imports robosuite only when an env is built, so registering the tasks is free.
 """
@@ -100,6 +101,9 @@ def _drop_benign_robosuite_logs() -> None:
         logger.addFilter(keep)
 
 
+MODEL_SEED = 0
+
+
 def robosuite_env_kwargs(task: str, horizon: int | None = None) -> dict[str, Any]:
     """The keyword arguments given to `robosuite.make` (also written into datasets as env_args)."""
     env_name, default_horizon, _ = TASKS[task]
@@ -115,6 +119,10 @@ def robosuite_env_kwargs(task: str, horizon: int | None = None) -> dict[str, Any
         "reward_shaping": False,
         "ignore_done": True,  # we end episodes ourselves: at success or at the horizon
         "hard_reset": False,
+        # Seeds robosuite's generator at construction, where models draw what resets keep (Lift's
+        # cube size): without it the cube differs between processes and evaluations are not
+        # reproducible. Resets re-seed the same generator for the placements.
+        "seed": MODEL_SEED,
     }
 
 
