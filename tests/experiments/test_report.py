@@ -17,9 +17,14 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     failed = out / "finetune" / "toy-d4-postbc-dsrl-s0"
     (failed / markers.DONE).unlink()
     markers.write_failed(failed, {"error": "RuntimeError: boom"})
-    assert main(["report", str(out)]) == 0
+    assert main(["report", str(out), "--region-episodes", "10"]) == 0
     report = out / "report"
     page = (report / "report.html").read_text()
+    with open(report / "toy_success_by_start.csv") as f:
+        regions = {(r["method"], r["policy"], r["start"]) for r in csv.DictReader(f)}
+    assert regions == {(m, "pretrained", s) for m in ("bc", "postbc") for s in ("pocket", "common")} | \
+        {("bc", "dsrl", "pocket"), ("bc", "dsrl", "common")}
+    assert "Toy: success by start region" in page
     assert page.count("data:image/png;base64,") == 4  # bars, curves, ensemble std, action density
     assert "RuntimeError: boom" in page and "missing" in page
     with open(report / "pretrained_success.csv") as f:
@@ -36,7 +41,7 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     # a sweep with nothing finished still gives a page
     shutil.rmtree(out / "pretrain")
     shutil.rmtree(report)
-    assert main(["report", str(out)]) == 0
+    assert main(["report", str(out), "--region-episodes", "10"]) == 0
     assert "no finished postbc run yet" in (report / "report.html").read_text()
 
 

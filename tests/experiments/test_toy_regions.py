@@ -1,7 +1,7 @@
 import numpy as np
 
 from postbc.envs.toy import is_rare_position
-from postbc.experiments.toy_regions import RegionRow, markdown, success_by_region
+from postbc.experiments.toy_regions import RegionRow, success_by_region, table_rows
 
 
 class FirstObsRecorder:
@@ -34,9 +34,9 @@ def test_regions_start_where_they_say(monkeypatch):
     assert not seen["common"].any() and len(seen["common"]) >= 20
 
 
-def test_markdown_orders_pretrained_first_and_aggregates_seeds():
-    rows = [RegionRow("postbc", "dsrl", "pocket", {0: 0.9, 1: 1.0}),
-            RegionRow("bc", "pretrained", "pocket", {0: 0.4, 1: 0.5})]
-    lines = markdown(rows).splitlines()
-    assert lines[2].startswith("| bc | pretrained | pocket | 2 | 0.450")
-    assert lines[3].startswith("| postbc | dsrl | pocket | 2 | 0.950") and lines[3].endswith("| 0.90, 1.00 |")
+def test_rows_put_pretrained_first_and_aggregate_seeds():
+    rows = table_rows([RegionRow("postbc", "dsrl", "pocket", {1: 1.0, 0: 0.9}),
+                       RegionRow("bc", "pretrained", "pocket", {0: 0.4, 1: 0.5})])
+    assert [(r["method"], r["policy"], r["n"]) for r in rows] == [("bc", "pretrained", 2), ("postbc", "dsrl", 2)]
+    assert abs(rows[1]["mean"] - 0.95) < 1e-9 and rows[1]["ci_low"] < 0.95 < rows[1]["ci_high"]
+    assert rows[1]["per_seed"] == "0.90 1.00"

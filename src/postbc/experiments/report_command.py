@@ -33,11 +33,14 @@ class ReportConfig:
     """seed of the sampled actions."""
     coverage: bool = True
     """draw the coverage diagnostics (needs finished postbc, and bc or sigma_bc, pretraining runs)."""
+    region_episodes: int = 200
+    """toy task only: evaluate every policy on this many pocket-only and common-only starts (0: skip)."""
 
     def __post_init__(self) -> None:
         for name in ("budgets", "samples"):
             require_positive(name, getattr(self, name))
         require_positive("coverage_states", self.coverage_states, allow_zero=True)
+        require_positive("region_episodes", self.region_episodes, allow_zero=True)
         self.sweep_dir = Path(self.sweep_dir)
         self.out = Path(self.out) if self.out is not None else self.sweep_dir / "report"
 
@@ -69,6 +72,14 @@ def coverage_figures(results, cfg: ReportConfig) -> list[Path]:
     return paths
 
 
+def toy_region_rows(results, cfg: ReportConfig) -> list[dict]:
+    from postbc.experiments import toy_regions
+
+    if not cfg.region_episodes or "toy" not in results.config.grid.tasks:
+        return []
+    return toy_regions.table_rows(toy_regions.sweep_region_table(results, cfg.region_episodes))
+
+
 def run(cfg: ReportConfig) -> Path:
     from postbc.experiments import html, plots, results as res
     from postbc.experiments.tables import write_table
@@ -86,6 +97,9 @@ def run(cfg: ReportConfig) -> Path:
     curve_pngs = plots.success_curves(curve_map, cfg.out)
     bars = plots.pretrained_bars([r for r in pretrained if r["n"]], cfg.out)
     coverage_pngs = coverage_figures(results, cfg) if cfg.coverage else []
+    regions = toy_region_rows(results, cfg)
+    if regions:
+        write_table(regions, cfg.out / "toy_success_by_start")
 
     counts = {s: sum(r["status"] == s for r in status) for s in ("done", "failed", "started", "missing")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -99,6 +113,10 @@ def run(cfg: ReportConfig) -> Path:
          [html.image_html(p) for p in coverage_pngs] or ["<p><em>no finished postbc run yet</em></p>"]),
         ("Stages", summary, [html.table_html(status)]),
     ]
+    if regions:
+        sections.insert(3, ("Toy: success by start region", "Every pretrained and finetuned toy policy evaluated on "
+                            f"{cfg.region_episodes} pocket-only (rare in the demos) and {cfg.region_episodes} common-only "
+                            "starts; mean and 95% interval across seeds.", [html.table_html(regions)]))
     page = cfg.out / "report.html"
     html.write_page(page, f"postbc sweep report: {results.config.name}", sections)
     print(f"wrote {page} ({summary}; tables and PNGs in {cfg.out})")
