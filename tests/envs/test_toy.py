@@ -115,13 +115,14 @@ def test_region_labels():
 
 
 def test_two_hundred_episodes_take_well_under_a_second():
+    """CPU time of this process, so other jobs on a busy machine do not fail the test."""
     env = make_env("toy")
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, size=(toy.HORIZON, 2)).astype(np.float32)
-    start = time.perf_counter()
+    start = time.process_time()
     for seed in range(200):
         env.reset(seed=seed)
         for a in actions:  # never succeeds by chance often: nearly every episode runs the full horizon
             if any(env.step(a)[2:4]):
                 break
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
