@@ -27,6 +27,12 @@ def bf16_autocast(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def in_fp32(fn, x: torch.Tensor, *args):
+    """`fn(x, *args)` on fp32 input with autocast off: how every output layer computes."""
+    with torch.autocast("cpu", enabled=False):
+        return fn(x.float(), *args)
+
+
 class OutputLinear(nn.Linear):
     """A linear output layer that always computes in fp32, also under bf16 autocast.
 
@@ -35,8 +41,7 @@ class OutputLinear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", enabled=False):
-            return super().forward(x.float())
+        return in_fp32(super().forward, x)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, activation: str = "relu") -> nn.Sequential:
@@ -83,8 +88,7 @@ class EnsembleMLP(nn.Module):
             x = x.unsqueeze(0).expand(self.members, -1, -1)
         for layer in self.layers[:-1]:
             x = self.act(layer(x, detach))
-        with torch.autocast("cpu", enabled=False):  # the output in fp32, as in OutputLinear
-            return self.layers[-1](x.float(), detach)
+        return in_fp32(self.layers[-1], x, detach)
 
 
 class Critic(nn.Module):
