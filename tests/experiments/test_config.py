@@ -39,8 +39,18 @@ def test_plan_shares_upstream_stages():
 def test_task_override_merges_nested_tables():
     cfg = parse_sweep_config({"grid": {**GRID, "algos": ["dsrl"]}, "finetune": {"steps": 10, "sac": {"hidden": 8, "utd": 2}},
                               "task_overrides": {"toy": {"finetune": {"sac": {"hidden": 16}}, "pretrain": {"alpha": 0.5}}}})
-    assert cfg.finetune_options("toy") == {"steps": 10, "sac": {"hidden": 16, "utd": 2}}
+    assert cfg.finetune_options("toy", "dsrl") == {"steps": 10, "sac": {"hidden": 16, "utd": 2}}
     assert cfg.pretrain_options("toy") == {"alpha": 0.5}
+
+
+def test_algo_override_applies_to_its_algorithm_only_and_a_task_override_wins():
+    cfg = parse_sweep_config({"grid": {**GRID, "algos": ["dsrl", "best_of_n"]}, "finetune": {"steps": 10, "eval_every": 5},
+                              "algo_overrides": {"best_of_n": {"steps": 300, "best_of_n": {"candidates": 4}}},
+                              "task_overrides": {"toy": {"finetune": {"eval_every": 7}}}})
+    assert cfg.finetune_options("toy", "dsrl") == {"steps": 10, "eval_every": 7}
+    assert cfg.finetune_options("toy", "best_of_n") == {"steps": 300, "eval_every": 7, "best_of_n": {"candidates": 4}}
+    ft = {s.name: s.config for s in plan_sweep(cfg, Path("/sweep")) if s.kind == "finetune"}
+    assert ft["finetune/toy-d4-bc-best_of_n-s0"]["steps"] == 300 and ft["finetune/toy-d4-bc-dsrl-s0"]["steps"] == 10
 
 
 @pytest.mark.parametrize("data, words", [
@@ -51,6 +61,8 @@ def test_task_override_merges_nested_tables():
     ({"grid": GRID, "pretrain": {"method": "bc"}}, ["pretrain.method", "set by the sweep"]),
     ({"grid": GRID, "finetune": {"stepz": 3}}, ["finetune.stepz", "FinetuneConfig", "eval_every"]),
     ({"grid": GRID, "task_overrides": {"lift": {}}}, ["task_overrides key", "'toy'"]),
+    ({"grid": {**GRID, "algos": ["dsrl"]}, "algo_overrides": {"dppo": {}}}, ["algo_overrides key", "'dsrl'"]),
+    ({"grid": {**GRID, "algos": ["dsrl"]}, "algo_overrides": {"dsrl": {"stepz": 1}}}, ["algo_overrides.dsrl.stepz", "FinetuneConfig"]),
     ({"grid": {**GRID, "seeds": []}}, ["grid.seeds", "empty"]),
     ({"name": "x"}, ["[grid]", "tasks"]),
 ])

@@ -108,28 +108,34 @@ class SweepConfig:
     """PretrainConfig options for every pretraining run (e.g. epochs, hidden, alpha)."""
     finetune: dict[str, Any] = dataclasses.field(default_factory=dict)
     """FinetuneConfig options for every finetuning run (e.g. steps, eval_every, sac = {...})."""
+    algo_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """per finetuning algorithm: finetune options that replace the common ones (e.g. best_of_n's `steps`
+    count IQL gradient steps, not env steps). A task override wins over an algorithm override."""
     task_overrides: dict[str, TaskOverride] = dataclasses.field(default_factory=dict)
     """per task: pretrain / finetune options that replace the common ones."""
 
     def __post_init__(self) -> None:
         for task in self.task_overrides:
             require_choice("task_overrides key", task, self.grid.tasks)
+        for algo in self.algo_overrides:
+            require_choice("algo_overrides key", algo, self.grid.algos)
         self.task_overrides = {t: o if isinstance(o, TaskOverride) else _build(TaskOverride, o, f"task_overrides.{t}")
                                for t, o in self.task_overrides.items()}
         for where, options in [("pretrain", self.pretrain), *((f"task_overrides.{t}.pretrain", o.pretrain)
                                                               for t, o in self.task_overrides.items())]:
             _check_passthrough(where, options, "postbc.pretrain.command", "PretrainConfig", PRETRAIN_OWNED)
-        for where, options in [("finetune", self.finetune), *((f"task_overrides.{t}.finetune", o.finetune)
-                                                              for t, o in self.task_overrides.items())]:
+        for where, options in [("finetune", self.finetune),
+                               *((f"algo_overrides.{a}", o) for a, o in self.algo_overrides.items()),
+                               *((f"task_overrides.{t}.finetune", o.finetune) for t, o in self.task_overrides.items())]:
             _check_passthrough(where, options, "postbc.finetune.config", "FinetuneConfig", FINETUNE_OWNED)
 
     def pretrain_options(self, task: str) -> dict[str, Any]:
         override = self.task_overrides.get(task)
         return {**self.pretrain, **(override.pretrain if override else {})}
 
-    def finetune_options(self, task: str) -> dict[str, Any]:
+    def finetune_options(self, task: str, algo: str) -> dict[str, Any]:
         override = self.task_overrides.get(task)
-        return _merge(self.finetune, override.finetune if override else {})
+        return _merge(_merge(self.finetune, self.algo_overrides.get(algo, {})), override.finetune if override else {})
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demo
         stages.append(Stage(
             name=f"finetune/{ft_name}", kind="finetune", dir=ft_dir,
             module="postbc.finetune.command", config_class="FinetuneConfig",
-            config={**cfg.finetune_options(task), "checkpoint": str(pretrain_dir), "task": task, "out": str(ft_dir),
+            config={**cfg.finetune_options(task, algo), "checkpoint": str(pretrain_dir), "task": task, "out": str(ft_dir),
                     "algo": algo, "seed": seed, "quiet": True},
             params={**params, "algo": algo}, deps=(pretrain.name,),
         ))
