@@ -1,10 +1,10 @@
-"""Finetuning curves across seeds: aligned by evaluation index, not by exact env step."""
+"""Finetuning curves across seeds (aligned by evaluation index, not by exact env step) and steps to a threshold."""
 
 from pathlib import Path
 
 import numpy as np
 from postbc.experiments.plan import Stage
-from postbc.experiments.results import Run, SweepResults, curves
+from postbc.experiments.results import Run, SweepResults, curves, threshold_rows
 
 
 def finetune_run(seed: int, steps: list[int], success: list[float], kind: str = "finetune") -> Run:
@@ -32,3 +32,15 @@ def test_curves_ignore_non_finetune_runs():
     assert curves(SweepResults(Path("/nowhere"), config=None, runs=[run])) == {}
 
 
+
+
+def test_steps_to_threshold_counts_the_first_evaluation_at_or_above_it_per_seed():
+    results = SweepResults(Path("/nowhere"), config=None, runs=[
+        finetune_run(0, [0, 2007, 4012], [0.1, 0.6, 0.4]),  # first reaches 0.5 at 2007, then drops: still 2007
+        finetune_run(1, [0, 2011, 4005], [0.5, 0.5, 0.9]),  # the pretrained policy already reaches 0.5
+        finetune_run(2, [0, 2003, 4001], [0.1, 0.2, 0.3]),  # never
+    ])
+    half, high = threshold_rows(results, (0.5, 0.85))
+    assert (half["reached"], half["per_seed"], half["median"]) == ("2/3", "s0:2007 s1:0 s2:never", "2007")
+    assert (high["reached"], high["per_seed"]) == ("1/3", "s0:never s1:4005 s2:never")
+    assert high["median"] == "not reached by most seeds" and high["unit"] == "env_steps"

@@ -34,6 +34,9 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
         methods = {r["method"] for r in csv.DictReader(f)}
     assert methods == {"bc"}  # the failed postbc run is not aggregated
     assert (report / "curves_toy_d4.png").stat().st_size > 1000
+    with open(report / "steps_to_threshold.csv") as f:
+        assert {(r["method"], r["threshold"]) for r in csv.DictReader(f)} == {("bc", "0.5"), ("bc", "0.9")}
+    assert "Steps to a success threshold" in page
     status = (report / "status.md").read_text()
     assert "| finetune/toy-d4-postbc-dsrl-s0 | failed | RuntimeError: boom |" in status
     assert "| pretrain/toy-d4-bc-s1 | missing |" in status

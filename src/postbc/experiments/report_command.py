@@ -14,7 +14,7 @@ from typing import Annotated
 
 import tyro
 
-from postbc.io.config import require_positive
+from postbc.io.config import require_positive, require_range
 
 
 @dataclasses.dataclass
@@ -25,6 +25,8 @@ class ReportConfig:
     """report directory (default: SWEEP_DIR/report)."""
     budgets: int = 4
     """finetuning budgets (logged steps, evenly spaced) shown in the finetuning table."""
+    thresholds: tuple[float, ...] = (0.5, 0.9)
+    """success thresholds of the steps-to-threshold table (first evaluation at or above each, per seed)."""
     coverage_states: int = 2
     """action-density plots: this many data-scarce and this many data-dense states."""
     samples: int = 256
@@ -41,6 +43,8 @@ class ReportConfig:
             require_positive(name, getattr(self, name))
         require_positive("coverage_states", self.coverage_states, allow_zero=True)
         require_positive("region_episodes", self.region_episodes, allow_zero=True)
+        for t in self.thresholds:
+            require_range("thresholds[]", t, 0.0, 1.0)
         self.sweep_dir = Path(self.sweep_dir)
         self.out = Path(self.out) if self.out is not None else self.sweep_dir / "report"
 
@@ -93,6 +97,8 @@ def run(cfg: ReportConfig) -> Path:
     write_table(status, cfg.out / "status")
     write_table(pretrained, cfg.out / "pretrained_success")
     write_table(budget, cfg.out / "finetune_success")
+    to_threshold = res.threshold_rows(results, cfg.thresholds)
+    write_table(to_threshold, cfg.out / "steps_to_threshold")
 
     curve_pngs = plots.success_curves(curve_map, cfg.out)
     bars = plots.pretrained_bars([r for r in pretrained if r["n"]], cfg.out)
@@ -108,6 +114,9 @@ def run(cfg: ReportConfig) -> Path:
          [html.table_html(pretrained)] + ([html.image_html(bars)] if bars else [])),
         ("Finetuning success", "Evaluation success vs. env steps (Best-of-N: IQL updates); mean line, 95% band across seeds.",
          [html.table_html(budget)] + [html.image_html(p) for p in curve_pngs]),
+        ("Steps to a success threshold", "Per seed, the first evaluation at or above each threshold (0: the "
+         "pretrained policy already was); the median counts a seed that never got there as infinitely slow.",
+         [html.table_html(to_threshold)]),
         ("Coverage diagnostics", "Posterior ensemble std along the demos, and sampled first actions at the demo "
          "states where it is largest (scarce data) and smallest (dense data).",
          [html.image_html(p) for p in coverage_pngs] or ["<p><em>no finished postbc run yet</em></p>"]),

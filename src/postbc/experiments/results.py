@@ -96,6 +96,20 @@ def x_key(metrics: list[dict[str, str]]) -> str:
     return "env_steps" if metrics and "env_steps" in metrics[0] else "updates"
 
 
+def seed_curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
+    """(task, demos, algo, method) -> {x_key, seeds: {seed: (x, eval_success)}} of every finished finetuning run."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in results.of_kind("finetune"):
+        p = r.stage.params
+        key = (p["task"], p["demos"], p["algo"], p["method"])
+        xk = x_key(r.metrics)
+        rows = [row for row in r.metrics if np.isfinite(_float(row.get("eval_success")))]
+        group = out.setdefault(key, {"x_key": xk, "seeds": {}})
+        group["seeds"][int(p["seed"])] = (np.array([_float(row[xk]) for row in rows]),
+                                          np.array([_float(row["eval_success"]) for row in rows]))
+    return out
+
+
 def curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
     """(task, demos, algo, method) -> {x_key, x, mean, low, high, n}: eval success across seeds.
 
@@ -103,23 +117,41 @@ def curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
     vector env overshoots E by a few steps that differ between seeds (e.g. 2007 vs 2011). The i-th
     points of all seeds form one point at their mean step; only points every seed reached are kept.
     """
-    seeds: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    xk: dict[tuple, str] = {}
-    for r in results.of_kind("finetune"):
-        p = r.stage.params
-        key = (p["task"], p["demos"], p["algo"], p["method"])
-        xk[key] = x_key(r.metrics)
-        rows = [row for row in r.metrics if np.isfinite(_float(row.get("eval_success")))]
-        seeds[key].append((np.array([_float(row[xk[key]]) for row in rows]), np.array([_float(row["eval_success"]) for row in rows])))
     out = {}
-    for key, per_seed in seeds.items():
+    for key, group in seed_curves(results).items():
+        per_seed = list(group["seeds"].values())
         n_points = min(len(x) for x, _ in per_seed)
         xs = np.mean([x[:n_points] for x, _ in per_seed], axis=0) if n_points else np.array([])
         stats = [success_interval([y[i] for _, y in per_seed]) for i in range(n_points)]
-        out[key] = {"x_key": xk[key], "x": xs, "n": len(per_seed),
+        out[key] = {"x_key": group["x_key"], "x": xs, "n": len(per_seed),
                     "mean": np.array([s[0] for s in stats]), "low": np.array([s[1] for s in stats]),
                     "high": np.array([s[2] for s in stats])}
     return out
+
+
+def steps_to_threshold(x: np.ndarray, success: np.ndarray, threshold: float) -> float:
+    """The first logged step whose evaluation reaches `threshold` (0 if the pretrained policy already does); inf if none."""
+    hit = np.flatnonzero(success >= threshold)
+    return float(x[hit[0]]) if len(hit) else math.inf
+
+
+def threshold_rows(results: SweepResults, thresholds: tuple[float, ...]) -> list[dict[str, Any]]:
+    """Steps each seed's finetuning needed to first reach each success threshold: the paper's "sooner".
+
+    A seed that never reached it within its budget counts as infinitely slow, so the median is
+    finite only when more than half of the seeds got there.
+    """
+    rows = []
+    for (task, demos, algo, method), group in sorted(seed_curves(results).items()):
+        for threshold in thresholds:
+            steps = {seed: steps_to_threshold(x, y, threshold) for seed, (x, y) in sorted(group["seeds"].items())}
+            values = np.array(list(steps.values()))
+            reached = np.isfinite(values)
+            rows.append({"task": task, "demos": demos, "algo": algo, "method": method, "threshold": threshold,
+                         "unit": group["x_key"], "reached": f"{int(reached.sum())}/{len(values)}",
+                         "median": f"{np.median(values):.0f}" if reached.mean() > 0.5 else "not reached by most seeds",
+                         "per_seed": " ".join(f"s{seed}:{int(v) if math.isfinite(v) else 'never'}" for seed, v in steps.items())})
+    return rows
 
 
 def budget_rows(curve_map: dict[tuple, dict[str, Any]], points: int = 4) -> list[dict[str, Any]]:
