@@ -214,3 +214,20 @@ def test_postbc_eval_refusals_on_finetune_runs(tmp_path, toy_base_dir, capsys):
     assert main(["eval", "--checkpoint", str(cfg.out), "--base", str(toy_base_dir), "--episodes", "2", "--backend",
                  "sync", "--quiet"]) == 0
     assert "toy: success" in capsys.readouterr().out
+
+
+def test_a_base_of_the_same_sizes_but_other_weights_is_refused(tmp_path, toy_base_dir):
+    """The run records a hash of its base's weights: serving or resuming it on another pretrained policy is refused."""
+    cfg = FinetuneConfig(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", steps=120, num_envs=2,
+                         eval_every=60, eval_episodes=2, env_backend="sync", quiet=True, sac=SAC)
+    other = PretrainedPolicy.load(toy_base_dir)
+    with torch.no_grad():
+        next(other.model.parameters()).add_(0.01)
+    run(cfg, stop_at=100)  # killed after the checkpoint at env step 60
+    with pytest.raises(PostBCError, match=r"checkpoint .*last was written for .*base_weights"):
+        run(cfg, base=other)
+    run(cfg)
+    with pytest.raises(PostBCError, match=r"finetuned from a pretrained policy with weights \w+, the given base policy "
+                                          r"has weights \w+ \(same sizes, other weights\)"):
+        load_finetuned_policy(cfg.out, base=other)
+    assert load_finetuned_policy(cfg.out).act(np.zeros((1, get_task("toy").obs_dim), np.float32)).shape == (1, 4, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,31 @@ def check_policy_task(policy: Any, spec: TaskSpec, source: str) -> None:
         if int(mine) != int(theirs):
             raise PostBCError(f"checkpoint {source} has {what} {mine}, task '{spec.name}' has {what} {theirs}; "
                               "finetune on the task the policy was pretrained for")
+
+
+def base_fingerprint(policy: Any) -> str | None:
+    """A short hash of the pretrained policy's weights and normalizers; None for a policy without a torch model."""
+    model = getattr(policy, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        return None
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for normalizer in (getattr(policy, "obs_normalizer", None), getattr(policy, "action_normalizer", None)):
+        for value in vars(normalizer).values() if normalizer is not None else ():
+            if isinstance(value, np.ndarray):
+                h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_base_fingerprint(policy: Any, expected: str | None, source: str) -> None:
+    """Refuse a base policy of the right sizes whose weights are not those the run was finetuned from."""
+    mine = base_fingerprint(policy)
+    if expected is not None and mine is not None and mine != expected:
+        raise PostBCError(f"{source} was finetuned from a pretrained policy with weights {expected}, the given base "
+                          f"policy has weights {mine} (same sizes, other weights); pass the pretrained policy the run "
+                          "was finetuned from (config.json's 'checkpoint' names it)")
 
 
 def check_chunk(expected: int, got: int, what: str, source: str) -> None:

@@ -28,7 +28,7 @@ def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int):
 def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None) -> dict:
     """`base` / `spec` replace the checkpoint / task lookup (tests); `stop_at` imitates a kill (tests)."""
     from postbc.envs.registry import get_task
-    from postbc.finetune.base import check_policy_task, load_base_policy
+    from postbc.finetune.base import base_fingerprint, check_policy_task, load_base_policy
     from postbc.io.runs import prepare_run_dir
 
     spec = spec or get_task(cfg.task)
@@ -40,6 +40,9 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     torch.set_num_threads(cfg.threads)
     compat = {"task": spec.name, "obs_dim": spec.obs_dim, "act_dim": spec.act_dim, "chunk": int(base.chunk),
               "algo": cfg.algo}
+    fingerprint = base_fingerprint(base)
+    if fingerprint is not None:
+        compat["base_weights"] = fingerprint
     if cfg.algo == "best_of_n":
         from postbc.finetune.best_of_n import run_best_of_n
 

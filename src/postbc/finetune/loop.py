@@ -83,7 +83,8 @@ class Trainer:
 
     def _load(self) -> tuple[int, int, float, int]:
         tensors, meta = load_checkpoint(self.ckpt)
-        if meta["compat"] != self.compat:
+        old = meta["compat"]  # a key the writing version did not record yet is not compared
+        if any(old[k] != v for k, v in self.compat.items() if k in old):
             raise PostBCError(f"checkpoint {self.ckpt} was written for {meta['compat']}, this run has {self.compat}; "
                               "use a new --out")
         self.algo.load_state(tensors, meta["algo"])

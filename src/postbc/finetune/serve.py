@@ -184,7 +184,7 @@ def _base(base: Any, checkpoint: Path | None, run_dir: Path):
 
 def _check_base(base: Any, compat: dict, stem: Path) -> None:
     """The base policy must have the obs / action sizes and chunk the finetuned weights were made for."""
-    from postbc.finetune.base import check_chunk
+    from postbc.finetune.base import check_base_fingerprint, check_chunk
 
     source = f"{stem}.json"
     for what, key, mine in (("obs dim", "obs_dim", base.obs_dim), ("action dim", "act_dim", base.act_dim)):
@@ -193,3 +193,4 @@ def _check_base(base: Any, compat: dict, stem: Path) -> None:
                               "pass the pretrained policy the run was finetuned from")
     if "chunk" in compat:
         check_chunk(base.chunk, compat["chunk"], "finetune run", source)
+    check_base_fingerprint(base, compat.get("base_weights"), source)
