@@ -91,3 +91,12 @@ def test_demo_counts_per_task():
     assert data == ["data/lift-d5-s0", "data/can-d10-s0", "data/square-d30-s0"]
     with pytest.raises(PostBCError, match=r"grid.demos has no demo counts for task\(s\) \['can'\]"):
         parse_sweep_config({"grid": {"tasks": ["lift", "can"], "demos": {"lift": [5]}, "methods": ["bc"]}})
+
+
+@pytest.mark.parametrize("headline, shared", [("headline_toy", "toy_dsrl_d20"), ("headline_lift", "lift_dsrl"),
+                                              ("headline_lift", "baseline_lift"), ("headline_can", "baseline_can")])
+def test_headline_configs_reuse_every_stage_of_the_sweep_they_extend(headline, shared):
+    """They are run in the same --out directory: a stage whose config differed would be refused, not reused."""
+    planned = {s.name: s.config for s in plan_sweep(load_sweep_config(REPO / "configs" / f"{headline}.toml"), Path("/r"))}
+    for stage in plan_sweep(load_sweep_config(REPO / "configs" / f"{shared}.toml"), Path("/r")):
+        assert planned.get(stage.name) == stage.config, stage.name
