@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from postbc.cli import main
+from postbc.envs.vector import episode_seed
 from postbc.errors import PostBCError
+from postbc.evaluation import evaluate
 from postbc.finetune.best_of_n import load_best_of_n_policy
 from postbc.finetune.command import run
 from postbc.finetune.config import BestOfNConfig, FinetuneConfig, IQLConfig
@@ -89,3 +91,6 @@ def test_finetune_best_of_n_on_the_line_task(tmp_path, line_spec):
     rows = read_metrics(tmp_path / "run")
     assert [r["updates"] for r in rows] == ["0", "300", "600"]
     assert (tmp_path / "run" / "critic.safetensors").exists()
+    # the curve starts from the pretrained policy itself, not from an untrained critic's arbitrary pick
+    base = evaluate(NoisePuppet(), line_spec, 32, seed=episode_seed(cfg.seed, 0, 3), num_envs=2, backend="sync", quiet=True)
+    assert float(rows[0]["eval_success"]) == pytest.approx(base.success_rate)

@@ -96,9 +96,11 @@ def rollout_buffer(data: dict[str, np.ndarray]) -> ReplayBuffer:
 
 
 def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: int, log_every: int,
-            checkpoint_every: int, resuming: bool, evaluate_fn: Callable[[], dict] | None = None,
+            checkpoint_every: int, resuming: bool, evaluate_fn: Callable[[int], dict] | None = None,
             extra: dict[str, Any] | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Train `iql` on `buf` for `steps` gradient steps, logging / checkpointing under `out`; resumable."""
+    """Train `iql` on `buf` for `steps` gradient steps, logging / checkpointing under `out`; resumable.
+
+    `evaluate_fn(step)` gives each row's eval columns."""
     ckpt = Path(out) / "checkpoints" / "last"
     start, wall0 = 0, 0.0
     if resuming and checkpoint_exists(ckpt):
@@ -114,7 +116,7 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
     def log_row(step: int) -> None:
         nonlocal acc, last
         row = {"updates": step, "wall_time": time.perf_counter() - t0, **(extra or {})}
-        row.update(evaluate_fn() if evaluate_fn else {"eval_success": math.nan, "eval_low": math.nan, "eval_high": math.nan})
+        row.update(evaluate_fn(step) if evaluate_fn else {"eval_success": math.nan, "eval_low": math.nan, "eval_high": math.nan})
         for k in ("value_loss", "critic_loss", "q_mean", "v_mean"):
             row[k] = float(torch.stack(acc[k]).mean()) if acc.get(k) else math.nan
         logger.log(row)
@@ -179,8 +181,10 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
     iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim)
     policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)
 
-    def evaluate_fn() -> dict:
-        r = evaluate(policy, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, 3), num_envs=cfg.num_envs,
+    def evaluate_fn(step: int) -> dict:
+        # Before the first update the critic is untrained and its argmax an arbitrary pick among the N
+        # candidates; the curve starts from the pretrained policy itself instead.
+        r = evaluate(policy if step else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, 3), num_envs=cfg.num_envs,
                      backend=cfg.env_backend, quiet=True)
         return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high}
 
