@@ -32,8 +32,6 @@ def test_curves_ignore_non_finetune_runs():
     assert curves(SweepResults(Path("/nowhere"), config=None, runs=[run])) == {}
 
 
-
-
 def test_steps_to_threshold_counts_the_first_evaluation_at_or_above_it_per_seed():
     results = SweepResults(Path("/nowhere"), config=None, runs=[
         finetune_run(0, [0, 2007, 4012], [0.1, 0.6, 0.4]),  # first reaches 0.5 at 2007, then drops: still 2007

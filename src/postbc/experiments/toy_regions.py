@@ -89,9 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=7, help="evaluation seed (the same episodes for every policy)")
     p.add_argument("--out", type=Path, default=None, help="also write the table to OUT.md and OUT.csv")
     a = p.parse_args(argv)
-    from postbc.experiments.tables import to_markdown, write_table
-
     from postbc.experiments.results import load_results
+    from postbc.experiments.tables import to_markdown, write_table
 
     rows = table_rows(sweep_region_table(load_results(a.sweep_dir), a.episodes, a.seed))
     print(to_markdown(rows), end="")
