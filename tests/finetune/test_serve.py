@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,6 +147,20 @@ def test_refuses_a_missing_base_checkpoint_and_says_to_pass_it(tmp_path):
     assert load_finetuned_policy(cfg.out, base=NoisePuppet()).act(OBS).shape == (6, 2, 1)
 
 
+def test_a_relative_base_path_is_found_from_an_ancestor_of_the_run(tmp_path, line_base_dir, monkeypatch):
+    """A sweep records `runs/SWEEP/pretrain/...` relative to where it ran; serving works from elsewhere too."""
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(Path("sweep/finetune/run"), checkpoint=Path("base"))
+    base = PretrainedPolicy.load(line_base_dir)
+    _write_run(cfg.out, cfg, DSRL(SAC, base, obs_dim=2, seed=0), base)
+    monkeypatch.chdir(tmp_path / "sweep")
+    served = load_finetuned_policy(Path("finetune/run"))
+    assert served.base.chunk == 2 and served.act(OBS).shape == (6, 2, 1)
+    (tmp_path / "base").rename(tmp_path / "moved")
+    with pytest.raises(PostBCError, match=r"pretrained checkpoint base named in .*\('checkpoint'\) is missing"):
+        load_finetuned_policy(Path("finetune/run"))
+
+
 def test_refuses_a_base_that_does_not_fit(tmp_path, line_base_dir):
     cfg = _cfg(tmp_path / "run")
     _write_run(cfg.out, cfg, DSRL(SAC, NoisePuppet(), obs_dim=2, seed=0), NoisePuppet())
@@ -231,3 +246,19 @@ def test_a_base_of_the_same_sizes_but_other_weights_is_refused(tmp_path, toy_bas
                                           r"has weights \w+ \(same sizes, other weights\)"):
         load_finetuned_policy(cfg.out, base=other)
     assert load_finetuned_policy(cfg.out).act(np.zeros((1, get_task("toy").obs_dim), np.float32)).shape == (1, 4, 2)
+
+
+def test_best_of_n_resume_refuses_rollouts_of_other_base_weights(tmp_path, toy_base_dir):
+    """Rerunning a Best-of-N run reuses its rollouts.h5: only with the base policy that collected them."""
+    cfg = FinetuneConfig(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", algo="best_of_n", steps=20,
+                         num_envs=2, eval_every=20, eval_episodes=2, env_backend="sync", quiet=True,
+                         best_of_n=BestOfNConfig(rollouts=2, candidates=2, workers=1, iql=IQLConfig(hidden=16, batch_size=8)))
+    other = PretrainedPolicy.load(toy_base_dir)
+    with torch.no_grad():
+        next(other.model.parameters()).add_(0.01)
+    run(cfg)
+    with pytest.raises(PostBCError, match=r"rollouts file .*rollouts.h5 was collected by a pretrained policy with "
+                                          r"weights \w+, the given base policy has weights \w+"):
+        run(cfg, base=other)
+    run(cfg)  # the base that collected them resumes the finished run: nothing left to do
+    assert load_finetuned_policy(cfg.out).algo == "best_of_n"

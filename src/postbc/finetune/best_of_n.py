@@ -19,7 +19,7 @@ import torch
 
 from postbc.envs.registry import TaskSpec, flatten_obs
 from postbc.envs.vector import VectorEnv, episode_seed
-from postbc.finetune.base import base_actions
+from postbc.finetune.base import base_actions, check_base_fingerprint
 from postbc.finetune.iql import IQL, iql_from_config
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollouts import load_rollouts, save_rollouts
@@ -175,8 +175,11 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
     path = Path(cfg.out) / "rollouts.h5"
     if not (resuming and path.exists()):
         data = collect_rollouts(base, spec, cfg.best_of_n.rollouts, cfg.seed, cfg.best_of_n.workers, cfg.quiet)
-        save_rollouts(path, data, obs_keys=spec.obs_keys, chunk=base.chunk, act_dim=base.act_dim, task=spec.name)
-    data, _ = load_rollouts(path)
+        save_rollouts(path, data, obs_keys=spec.obs_keys, chunk=base.chunk, act_dim=base.act_dim, task=spec.name,
+                      base_weights=compat.get("base_weights"))
+    data, meta = load_rollouts(path)
+    if resuming:  # the saved rollouts (and the critic fitted on them) came from this run's base policy
+        check_base_fingerprint(base, meta["base_weights"], f"rollouts file {path}", made="was collected by")
     icfg = cfg.best_of_n.iql
     iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim)
     policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)

@@ -7,7 +7,8 @@ One row per executed action chunk:
   next_obs (N, obs_dim)         observation after the chunk
   dones (N,)                    1.0 where the episode ended in success (no bootstrapping)
   episode (N,) int64            episode number
-Root attributes: obs_keys (JSON list), chunk, act_dim, obs_dim, task (free text).
+Root attributes: obs_keys (JSON list), chunk, act_dim, obs_dim, task (free text); optional
+base_weights: the hash (`finetune.base.base_fingerprint`) of the policy that collected them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from postbc.io.atomic import atomic_write
 KEYS = ("obs", "actions", "rewards", "next_obs", "dones", "episode")
 
 
-def save_rollouts(path: Path, data: dict[str, np.ndarray], *, obs_keys, chunk: int, act_dim: int, task: str) -> None:
+def save_rollouts(path: Path, data: dict[str, np.ndarray], *, obs_keys, chunk: int, act_dim: int, task: str,
+                  base_weights: str | None = None) -> None:
     import h5py
 
     def write(tmp: Path) -> None:
@@ -32,6 +34,8 @@ def save_rollouts(path: Path, data: dict[str, np.ndarray], *, obs_keys, chunk: i
                 f.create_dataset(k, data=data[k])
             f.attrs.update(obs_keys=json.dumps(list(obs_keys)), chunk=chunk, act_dim=act_dim,
                            obs_dim=int(data["obs"].shape[1]), task=task)
+            if base_weights is not None:  # the hash of the policy that collected them (finetune.base.base_fingerprint)
+                f.attrs["base_weights"] = base_weights
 
     atomic_write(Path(path), write)
 
@@ -50,7 +54,8 @@ def load_rollouts(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         data = {k: f[k][()] for k in KEYS}
         try:
             meta = {"obs_keys": json.loads(f.attrs["obs_keys"]), "chunk": int(f.attrs["chunk"]),
-                    "act_dim": int(f.attrs["act_dim"]), "obs_dim": int(f.attrs["obs_dim"]), "task": str(f.attrs.get("task", ""))}
+                    "act_dim": int(f.attrs["act_dim"]), "obs_dim": int(f.attrs["obs_dim"]), "task": str(f.attrs.get("task", "")),
+                    "base_weights": str(f.attrs["base_weights"]) if "base_weights" in f.attrs else None}
         except KeyError as e:
             raise PostBCError(f"rollouts file {path} lacks root attribute {e}; it needs obs_keys, chunk, act_dim, obs_dim") from e
     n = len(data["obs"])

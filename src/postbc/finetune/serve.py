@@ -164,7 +164,6 @@ def _progress(last_json: Path) -> str:
 
 
 def _base(base: Any, checkpoint: Path | None, run_dir: Path):
-    from postbc.io.checkpoint import checkpoint_paths
     from postbc.policies.pretrained import PretrainedPolicy
 
     if base is not None and not isinstance(base, (str, Path)):
@@ -174,12 +173,30 @@ def _base(base: Any, checkpoint: Path | None, run_dir: Path):
     if base is None:
         if checkpoint is None:
             raise PostBCError(f"{run_dir / 'config.json'} names no pretrained checkpoint (no 'checkpoint'); {fix}")
-        path = Path(checkpoint)
-        if not (path.exists() or checkpoint_paths(path)[1].exists()):  # a run directory, a file or a stem
-            raise PostBCError(f"the pretrained checkpoint {path} named in {run_dir / 'config.json'} ('checkpoint') is "
-                              f"missing (moved or deleted?); {fix}")
+        path = _recorded_checkpoint(Path(checkpoint), run_dir)
+        if path is None:
+            raise PostBCError(f"the pretrained checkpoint {checkpoint} named in {run_dir / 'config.json'} ('checkpoint') "
+                              f"is missing (moved or deleted?); {fix}")
         base = path
     return PretrainedPolicy.load(Path(base))
+
+
+def _recorded_checkpoint(path: Path, run_dir: Path) -> Path | None:
+    """Where the recorded pretrained checkpoint is now, or None.
+
+    A relative path was recorded as typed, relative to the directory `postbc finetune` (or a sweep)
+    ran in, which is often an ancestor of the run directory (`runs/SWEEP/finetune/RUN` records
+    `runs/SWEEP/pretrain/...`): try the current directory first, then each ancestor of the run.
+    A wrong match is caught later by the base-weights hash.
+    """
+    from postbc.io.checkpoint import checkpoint_paths
+
+    roots = [Path()] if path.is_absolute() else [Path(), *Path(run_dir).resolve().parents]
+    for root in roots:
+        candidate = root / path
+        if candidate.exists() or checkpoint_paths(candidate)[1].exists():  # a run directory, a file or a stem
+            return candidate
+    return None
 
 
 def _check_base(base: Any, compat: dict, stem: Path) -> None:
