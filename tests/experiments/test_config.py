@@ -102,11 +102,11 @@ def test_headline_configs_reuse_every_stage_of_the_sweep_they_extend(headline, s
         assert planned.get(stage.name) == stage.config, stage.name
 
 
-def test_the_can_alpha_follow_up_differs_from_the_baseline_only_in_postbc_alpha():
-    """docs/results/can.md compares the two sweeps as a controlled experiment: same demos, seeds and sizes."""
-    baseline = {s.name: s.config for s in plan_sweep(load_sweep_config(REPO / "configs" / "baseline_can.toml"), Path("/r"))}
+def test_the_can_alpha_follow_up_differs_from_the_headline_only_in_postbc_alpha():
+    """docs/results/can.md compares the two sweeps as a controlled experiment: same demos, seeds, sizes, budgets."""
+    baseline = {s.name: s.config for s in plan_sweep(load_sweep_config(REPO / "configs" / "headline_can.toml"), Path("/r"))}
     follow_up = plan_sweep(load_sweep_config(REPO / "configs" / "can_alpha05.toml"), Path("/r"))
-    assert {s.kind for s in follow_up} == {"collect", "pretrain", "eval"}
+    assert {s.kind for s in follow_up} == {"collect", "pretrain", "eval", "finetune"}
     for stage in follow_up:
         expected = {**baseline[stage.name], "alpha": 0.5} if stage.kind == "pretrain" else baseline[stage.name]
         assert stage.config == expected, stage.name

@@ -258,7 +258,8 @@ def test_best_of_n_resume_refuses_rollouts_of_other_base_weights(tmp_path, toy_b
         next(other.model.parameters()).add_(0.01)
     run(cfg)
     with pytest.raises(PostBCError, match=r"rollouts file .*rollouts.h5 was collected by a pretrained policy with "
-                                          r"weights \w+, the given base policy has weights \w+"):
+                                          r"weights \w+, the given base policy has weights \w+.*or finetune the new policy into a new "
+                                          r"--out directory"):
         run(cfg, base=other)
     run(cfg)  # the base that collected them resumes the finished run: nothing left to do
     assert load_finetuned_policy(cfg.out).algo == "best_of_n"

@@ -47,13 +47,14 @@ def base_fingerprint(policy: Any) -> str | None:
     return h.hexdigest()[:16]
 
 
-def check_base_fingerprint(policy: Any, expected: str | None, source: str, made: str = "was finetuned from") -> None:
+def check_base_fingerprint(policy: Any, expected: str | None, source: str, relation: str = "was finetuned from",
+                           other_fix: str = "") -> None:
     """Refuse a base policy of the right sizes whose weights are not those the run was finetuned from."""
     mine = base_fingerprint(policy)
     if expected is not None and mine is not None and mine != expected:
-        raise PostBCError(f"{source} {made} a pretrained policy with weights {expected}, the given base "
+        raise PostBCError(f"{source} {relation} a pretrained policy with weights {expected}, the given base "
                           f"policy has weights {mine} (same sizes, other weights); pass the pretrained policy the run "
-                          "was finetuned from (config.json's 'checkpoint' names it)")
+                          f"was finetuned from (config.json's 'checkpoint' names it){other_fix}")
 
 
 def check_chunk(expected: int, got: int, what: str, source: str) -> None:

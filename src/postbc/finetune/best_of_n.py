@@ -179,7 +179,8 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
                       base_weights=compat.get("base_weights"))
     data, meta = load_rollouts(path)
     if resuming:  # the saved rollouts (and the critic fitted on them) came from this run's base policy
-        check_base_fingerprint(base, meta["base_weights"], f"rollouts file {path}", made="was collected by")
+        check_base_fingerprint(base, meta["base_weights"], f"rollouts file {path}", relation="was collected by",
+                               other_fix=", or finetune the new policy into a new --out directory")
     icfg = cfg.best_of_n.iql
     iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim)
     policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)
