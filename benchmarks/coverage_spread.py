@@ -18,16 +18,16 @@ import argparse
 import numpy as np
 
 from postbc.diagnostics import action_spread, sample_actions
-from postbc.experiments.coverage import ensemble_std_per_state, load_run_dataset
+from postbc.experiments.coverage import chosen_states, ensemble_std_per_state, load_run_dataset
 from postbc.policies.pretrained import PretrainedPolicy
 
 
 def spreads(posterior_run: str, runs: dict[str, str], states: int, samples: int) -> dict[str, dict[str, float]]:
     """{run name: {"scarce": spread, "dense": spread}} on the dataset of `posterior_run`."""
-    std = ensemble_std_per_state(posterior_run)
     data = load_run_dataset(posterior_run)
-    order = np.argsort(std)
-    chosen = {"scarce": order[::-1][:states], "dense": order[:states]}
+    chosen: dict[str, list[int]] = {}
+    for label, i in chosen_states(ensemble_std_per_state(posterior_run), states):  # the report's choice
+        chosen.setdefault(label, []).append(i)
     out = {}
     for name, run in runs.items():
         policy = PretrainedPolicy.load(run)
