@@ -79,7 +79,7 @@ def test_served_noise_actor_acts_as_the_runs_evaluation_policy(tmp_path, cls, al
 
 
 def test_served_dsrl_repeats_the_runs_final_evaluation(tmp_path, line_spec):
-    cfg = _cfg(tmp_path / "run", steps=800, eval_every=800, eval_episodes=16, sac=FAST_SAC)
+    cfg = _cfg(tmp_path / "run", steps=1500, eval_every=1500, eval_episodes=16, sac=FAST_SAC)
     run(cfg, base=NoisePuppet(), spec=line_spec)
     first, last = read_metrics(cfg.out)
     assert float(last["eval_success"]) >= 0.6 > float(first["eval_success"])  # it learned: the check is not trivial
@@ -203,7 +203,8 @@ def toy_base_dir(tmp_path_factory):
 @pytest.mark.parametrize("algo", ["dsrl", "dsrl_na", "dppo", "best_of_n"])
 def test_postbc_eval_on_a_finetune_run(tmp_path, toy_base_dir, capsys, algo):
     cfg = FinetuneConfig(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", algo=algo, steps=60, num_envs=2,
-                         eval_every=60, eval_episodes=2, env_backend="sync", quiet=True, sac=SAC,
+                         eval_every=60, eval_episodes=2, env_backend="sync", quiet=True,
+                         sac=dataclasses.replace(SAC, warmup_steps=20),
                          dppo=dataclasses.replace(DPPO_CFG, ddpm_steps=2, finetune_steps=1),
                          best_of_n=BestOfNConfig(rollouts=2, candidates=2, workers=1, iql=IQLConfig(hidden=16, batch_size=8)))
     run(cfg)

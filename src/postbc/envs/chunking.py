@@ -1,8 +1,10 @@
 """Execute an action chunk: H env steps per agent step, rewards summed, stop early when done.
 
 Diffusion policies predict H actions at a time; RL on top of them (DSRL, DPPO) treats the
-whole chunk as one decision. The wrapper stops as soon as the task is solved or the episode
-ends, so no action is applied after success and no step runs past the horizon.
+whole chunk as one decision. The wrapper stops as soon as the episode ends (at success for the
+registry's envs, at the horizon), so no action is applied after it and no step runs past the
+horizon. Under `postbc.envs.episodes.RunToHorizon` success does not end the episode, and the
+chunk runs on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ class ActionChunkWrapper(gym.Wrapper):
 
     Returns the observation after the last executed action, the summed reward, the last
     `terminated` / `truncated`, and the last step's info plus
-    - `success`: whether the task was solved within this chunk,
+    - `success`: whether the task was solved at any step of this chunk,
     - `env_steps`: how many actions were executed (< n when the episode ended early),
     - `step_rewards`: the reward of each executed action (for per-step reward shaping).
     """
@@ -48,7 +50,7 @@ class ActionChunkWrapper(gym.Wrapper):
             obs, reward, terminated, truncated, info = self.env.step(action)
             rewards.append(float(reward))
             success = success or bool(info.get("success", False))
-            if success or terminated or truncated:
+            if terminated or truncated:
                 break
         info = dict(info)
         info.update(success=success, env_steps=len(rewards), step_rewards=rewards)

@@ -67,6 +67,52 @@ class FakeLineEnv(gym.Env):
         return self._obs(), float(success), success, (not success) and self.t >= self.horizon, {"success": success}
 
 
+class ThresholdEnv(gym.Env):
+    """Solved on the first step whose action's first coordinate exceeds `threshold`; nothing else matters.
+
+    Obs `phase` (1,): the fraction of the horizon elapsed. With a wide noise action, a policy that
+    samples it at random succeeds within a few steps: the task only tests whether RL is drawn
+    towards success or away from it (the entropy trap of `postbc.envs.episodes`).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, horizon: int = 40, act_dim: int = 7, threshold: float = 0.29):
+        self.horizon, self.threshold = horizon, threshold
+        self.observation_space = gym.spaces.Dict({"phase": gym.spaces.Box(0.0, 1.0, (1,), np.float32)})
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+        self.t = 0
+
+    def _obs(self):
+        return {"phase": np.array([self.t / self.horizon], np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {"success": False}
+
+    def step(self, action):
+        self.t += 1
+        success = bool(np.asarray(action).reshape(-1)[0] > self.threshold)
+        return self._obs(), float(success), success, (not success) and self.t >= self.horizon, {"success": success}
+
+
+def make_threshold_env(seed: int | None = None, **kwargs) -> ThresholdEnv:
+    env = ThresholdEnv(**kwargs)
+    if seed is not None:
+        env.reset(seed=seed)
+    return env
+
+
+def threshold_task_spec(horizon: int = 40, act_dim: int = 7, threshold: float = 0.29) -> TaskSpec:
+    return TaskSpec(
+        name="threshold", family="fake", obs_keys=("phase",), obs_dims=(1,), act_dim=act_dim, horizon=horizon,
+        make=functools.partial(make_threshold_env, horizon=horizon, act_dim=act_dim, threshold=threshold),
+        env_args={"env_name": "threshold", "type": "fake", "env_kwargs": {"task": "threshold"}},
+        description="solved when the first action coordinate exceeds a threshold (tests only)", in_process=True,
+    )
+
+
 def make_fake_env(seed: int | None = None, **kwargs) -> FakeLineEnv:
     env = FakeLineEnv(**kwargs)
     if seed is not None:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from postbc.envs.chunking import ActionChunkWrapper
+from postbc.envs.episodes import EPISODE_ENDS, RunToHorizon
 from postbc.envs.registry import TaskSpec, get_task
 from postbc.errors import PostBCError
 
@@ -51,15 +52,19 @@ def resolve_task(task: str | TaskSpec) -> TaskSpec:
 class _EnvSlot:
     """One env and its current episode: builds it, rebuilds it after a crash, keeps the episode's tally."""
 
-    def __init__(self, make: Callable[..., Any], chunk: int | None, env_kwargs: Mapping[str, Any]):
+    def __init__(self, make: Callable[..., Any], chunk: int | None, env_kwargs: Mapping[str, Any],
+                 run_to: int | None = None):
         self._make = make
         self._chunk = chunk
         self._env_kwargs = dict(env_kwargs)
+        self._run_to = run_to
         self.env = None
         self.build()
 
     def build(self) -> None:
         env = self._make(**self._env_kwargs)
+        if self._run_to:
+            env = RunToHorizon(env, self._run_to)
         self.env = ActionChunkWrapper(env, self._chunk) if self._chunk else env
 
     def _discard(self) -> None:
@@ -130,9 +135,9 @@ def _run(slot: _EnvSlot, cmd: str, arg: Any):
     raise ValueError(f"unknown command {cmd!r}")
 
 
-def _worker(conn, make, chunk, env_kwargs) -> None:
+def _worker(conn, make, chunk, env_kwargs, run_to) -> None:
     try:
-        slot = _EnvSlot(make, chunk, env_kwargs)
+        slot = _EnvSlot(make, chunk, env_kwargs, run_to)
     except BaseException as e:  # noqa: BLE001 - report why the env could not be built, then stop
         conn.send(("error", f"{_describe(e)}\n{traceback.format_exc()}"))
         conn.close()
@@ -172,15 +177,15 @@ def _single_threaded_children():
 class _ProcessSlot:
     """An `_EnvSlot` living in its own process; `send` then `recv` so that all envs work at once."""
 
-    def __init__(self, ctx, make, chunk, env_kwargs):
-        self._args = (ctx, make, chunk, env_kwargs)
+    def __init__(self, ctx, make, chunk, env_kwargs, run_to):
+        self._args = (ctx, make, chunk, env_kwargs, run_to)
         self._start()
 
     def _start(self) -> None:
-        ctx, make, chunk, env_kwargs = self._args
+        ctx, *args = self._args
         self.conn, child = ctx.Pipe()
         with _single_threaded_children():
-            self.process = ctx.Process(target=_worker, args=(child, make, chunk, env_kwargs), daemon=True)
+            self.process = ctx.Process(target=_worker, args=(child, *args), daemon=True)
             self.process.start()
         child.close()
         self.pending: tuple | None = None
@@ -247,6 +252,8 @@ class VectorEnv:
     `backend`: "async" (one worker process per env), "sync" (all in this process), or "auto"
     (async when num_envs > 1 and the task is not marked `in_process`, falling back to sync with a
     warning when workers cannot start).
+    `episode_end`: "success" (the registry's episodes, as evaluation runs them) or "horizon"
+    (`postbc.envs.episodes.RunToHorizon`: episodes run `spec.horizon` steps, reward 1 while solved).
     """
 
     def __init__(
@@ -259,9 +266,12 @@ class VectorEnv:
         backend: str = "auto",
         env_kwargs: Mapping[str, Any] | None = None,
         context: str = "spawn",
+        episode_end: str = "success",
     ):
         if backend not in BACKENDS:
             raise PostBCError(f"backend={backend!r} is not allowed; choose one of {', '.join(BACKENDS)}")
+        if episode_end not in EPISODE_ENDS:
+            raise PostBCError(f"episode_end={episode_end!r} is not allowed; choose one of {', '.join(EPISODE_ENDS)}")
         if num_envs < 1:
             raise PostBCError(f"num_envs={num_envs} must be >= 1")
         self.spec = resolve_task(task)
@@ -269,6 +279,7 @@ class VectorEnv:
         self.chunk = chunk
         self.seed = int(seed)
         env_kwargs = dict(env_kwargs or {})
+        self._run_to = self.spec.horizon if episode_end == "horizon" else None
         self.episode_index = np.arange(self.num_envs)
         self._next_episode = self.num_envs
         self._last_obs: list[Any] = [None] * self.num_envs
@@ -283,13 +294,13 @@ class VectorEnv:
                 warnings.warn(f"env worker processes could not start ({e}); running envs in this process", stacklevel=2)
                 self.backend = "sync"
         if self.backend == "sync":
-            self._slots = [_EnvSlot(self.spec.make, chunk, env_kwargs) for _ in range(self.num_envs)]
+            self._slots = [_EnvSlot(self.spec.make, chunk, env_kwargs, self._run_to) for _ in range(self.num_envs)]
 
     def _start_workers(self, ctx, env_kwargs) -> list[_ProcessSlot]:
         slots: list[_ProcessSlot] = []
         try:
             for _ in range(self.num_envs):
-                slots.append(_ProcessSlot(ctx, self.spec.make, self.chunk, env_kwargs))
+                slots.append(_ProcessSlot(ctx, self.spec.make, self.chunk, env_kwargs, self._run_to))
             for s in slots:
                 s.wait_ready()
         except BaseException:

@@ -88,3 +88,16 @@ class SteeredPolicy:
     def act(self, obs_flat: np.ndarray) -> np.ndarray:
         w = self.noise_fn(torch.as_tensor(np.asarray(obs_flat, np.float32)))
         return base_actions(self.base, obs_flat, w).numpy()
+
+
+class SampledSteeredPolicy(SteeredPolicy):
+    """A base policy driven by a stochastic noise actor: `noise_fn(obs, eps)` with eps ~ N(0, I).
+
+    `act(obs_flat, noise=None)`: `noise` (B, chunk, act_dim) is the actor's eps, so that evaluation's
+    per-episode seeded noise makes the stochastic actor reproducible; None draws it from torch.
+    """
+
+    def act(self, obs_flat: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
+        eps = None if noise is None else torch.as_tensor(np.asarray(noise, np.float32)).reshape(len(obs_flat), -1)
+        w = self.noise_fn(torch.as_tensor(np.asarray(obs_flat, np.float32)), eps)
+        return base_actions(self.base, obs_flat, w).numpy()

@@ -28,6 +28,7 @@ def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int):
 def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None) -> dict:
     """`base` / `spec` replace the checkpoint / task lookup (tests); `stop_at` imitates a kill (tests)."""
     from postbc.envs.registry import get_task
+    from postbc.errors import PostBCError
     from postbc.finetune.base import base_fingerprint, check_policy_task, load_base_policy
     from postbc.io.runs import prepare_run_dir
 
@@ -36,6 +37,9 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
         base = load_base_policy(cfg.checkpoint, spec)
     else:
         check_policy_task(base, spec, str(cfg.checkpoint))
+    if spec.horizon < int(base.chunk):
+        raise PostBCError(f"task '{spec.name}' has a horizon of {spec.horizon} steps, shorter than one action chunk "
+                          f"({base.chunk} steps) of {cfg.checkpoint}; use a policy with a shorter chunk")
     resuming = prepare_run_dir(cfg.out, cfg, command="finetune")
     torch.set_num_threads(cfg.threads)
     compat = {"task": spec.name, "obs_dim": spec.obs_dim, "act_dim": spec.act_dim, "chunk": int(base.chunk),
@@ -52,5 +56,6 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     algo = build_algorithm(cfg, base, spec.obs_dim)
     trainer = Trainer(algo, spec, cfg.out, steps=cfg.steps, num_envs=cfg.num_envs, chunk=int(base.chunk), seed=cfg.seed,
                       eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
-                      checkpoint_every=cfg.checkpoint_interval, compat=compat, backend=cfg.env_backend, quiet=cfg.quiet)
+                      checkpoint_every=cfg.checkpoint_interval, compat=compat, backend=cfg.env_backend, quiet=cfg.quiet,
+                      pretrained=base)
     return trainer.run(resuming, stop_at=stop_at)

@@ -15,12 +15,19 @@ ALGOS = ("dsrl", "dsrl_na", "dppo", "best_of_n")
 class SACConfig:
     """Options of the noise-space SAC learner (DSRL-SAC and DSRL-NA)."""
 
+    # What a run recorded before these fields existed did (serving such a run rebuilds its actor so).
+    LEGACY_DEFAULTS = {"layer_norm": False, "normalize_obs": False}
+
     hidden: int = 256
     """Width of actor and critic MLPs (paper: 2048)."""
     layers: int = 3
     """Hidden layers of actor and critics (paper: 3)."""
     activation: str = "tanh"
     """relu | tanh | gelu | silu (paper: tanh)."""
+    layer_norm: bool = True
+    """LayerNorm after every hidden linear layer of actor and critics (reference: True)."""
+    normalize_obs: bool = True
+    """Actor and critics see observations scaled by the pretrained policy's normalizer (reference: True)."""
     lr: float = 3e-4
     """Adam learning rate for actor, critics and temperature (paper: 3e-4)."""
     batch_size: int = 256
@@ -195,6 +202,9 @@ class FinetuneConfig:
         for name in ("steps", "num_envs", "eval_every", "eval_episodes", "threads"):
             require_positive(name, getattr(self, name))
         require_positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
+        if self.algo in ("dsrl", "dsrl_na") and self.sac.warmup_steps >= self.steps:
+            raise ValueError(f"sac.warmup_steps={self.sac.warmup_steps} is not below steps={self.steps}: the run would "
+                             "end before SAC learns anything; raise --steps or lower --sac.warmup-steps")
 
     @property
     def checkpoint_interval(self) -> int:

@@ -1,9 +1,13 @@
 """DSRL-SAC: soft actor-critic over the frozen diffusion policy's initial noise.
 
 The agent's action is w in [-m, m]^(chunk*act_dim); the frozen policy turns it into an action
-chunk by deterministic DDIM, and the chunk runs in the env. Replay stores (s, w, r, s', done)
-with r = sum over the chunk of (-1 per step until success, 0 on success); during warm-up
-w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the base policy itself.
+chunk by deterministic DDIM, and the chunk runs in the env. As in the reference (ajwagen/dsrl),
+training episodes run to the horizon and success does not end them (`postbc.envs.episodes`:
+with an entropy bonus, ending at success would teach SAC to avoid success). Replay stores
+(s, w, r, s', done) with r = sum over the chunk of (-1 per unsolved step, 0 per solved step) and
+done only at the horizon; during warm-up w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the
+base policy itself. Actor and critics see observations scaled by the base policy's normalizer
+(to [-1, 1] on the demos), as the reference's networks do; replay keeps them raw.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from postbc.finetune.base import SteeredPolicy, base_actions
+from postbc.finetune.base import SampledSteeredPolicy, SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
 from postbc.finetune.networks import TanhGaussianActor
 from postbc.finetune.replay import ReplayBuffer
@@ -25,7 +29,22 @@ def sac_from_config(cfg: SACConfig, obs_dim: int, act_dim: int) -> SAC:
     return SAC(obs_dim, act_dim, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
                num_critics=cfg.num_critics, action_scale=cfg.action_magnitude, lr=cfg.lr, gamma=cfg.gamma,
                tau=cfg.tau, target_entropy=cfg.target_entropy, init_alpha=cfg.init_alpha,
-               precision=cfg.precision)
+               precision=cfg.precision, layer_norm=cfg.layer_norm)
+
+
+def noise_actor(cfg: SACConfig, obs_dim: int, noise_dim: int) -> TanhGaussianActor:
+    return TanhGaussianActor(obs_dim, noise_dim, cfg.hidden, cfg.layers, cfg.action_magnitude, cfg.activation,
+                             cfg.layer_norm)
+
+
+def obs_scaler(base, cfg: SACConfig):
+    """obs (B, D) tensor -> what the networks see: scaled by the base policy's normalizer, or unchanged."""
+    normalizer = getattr(base, "obs_normalizer", None) if cfg.normalize_obs else None
+    if normalizer is None:
+        return lambda obs: obs
+    center = torch.as_tensor(normalizer.center, dtype=torch.float32)
+    scale = torch.as_tensor(normalizer.scale, dtype=torch.float32)
+    return lambda obs: (obs - center) / scale
 
 
 def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -33,7 +52,7 @@ def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tup
 
 
 def store_transitions(replay: ReplayBuffer, obs: np.ndarray, action: torch.Tensor, step: ChunkStep) -> None:
-    """Chunk transitions that did not crash; `done` is termination (success), not truncation."""
+    """Chunk transitions that did not crash; `done` is termination (the episode's terminal step), not truncation."""
     keep = torch.as_tensor(step.valid)
     replay.add(obs=torch.as_tensor(obs)[keep], action=action[keep], reward=torch.as_tensor(step.reward)[keep],
                next_obs=torch.as_tensor(step.next_obs)[keep], done=torch.as_tensor(step.terminated, dtype=torch.float32)[keep])
@@ -44,30 +63,41 @@ def standard_noise(n: int, dim: int, magnitude: float, rng: np.random.Generator)
     return torch.as_tensor(rng.standard_normal((n, dim)), dtype=torch.float32).clamp(-magnitude, magnitude)
 
 
-def choose_noise(actor, obs: np.ndarray, env_steps: int, cfg: SACConfig, rng: np.random.Generator) -> torch.Tensor:
+def choose_noise(actor, scaled_obs: torch.Tensor, env_steps: int, cfg: SACConfig,
+                 rng: np.random.Generator) -> torch.Tensor:
     """Warm-up: the base policy (standard noise); afterwards: a sample of the noise actor."""
     if env_steps < cfg.warmup_steps:
-        return standard_noise(len(obs), actor.net[-1].out_features // 2, cfg.action_magnitude, rng)
-    return actor.act(torch.as_tensor(obs))
+        return standard_noise(len(scaled_obs), actor.net[-1].out_features // 2, cfg.action_magnitude, rng)
+    return actor.act(scaled_obs)
 
 
-def steered_policy(base, actor: TanhGaussianActor) -> SteeredPolicy:
-    """The evaluated / served policy: the base driven by the actor's deterministic noise w = m tanh(mu(s))."""
-    return SteeredPolicy(base, lambda obs: actor.act(obs, deterministic=True))
+def steered_policy(base, actor: TanhGaussianActor, scale_obs) -> SteeredPolicy:
+    """The served policy: the base driven by the actor's deterministic noise w = m tanh(mu(s))."""
+    return SteeredPolicy(base, lambda obs: actor.act(scale_obs(obs), deterministic=True))
+
+
+def sampled_steered_policy(base, actor: TanhGaussianActor, scale_obs) -> SampledSteeredPolicy:
+    """The stochastic actor (what the reference evaluates): w = m tanh(mu(s) + sigma(s) eps), eps given by evaluation."""
+    return SampledSteeredPolicy(base, lambda obs, eps: actor.act(scale_obs(obs), eps=eps))
+
+
+def eval_policies(base, actor: TanhGaussianActor, scale_obs) -> dict[str, object]:
+    """metrics.csv prefix -> policy: `eval_` the deterministic actor (served), `eval_stochastic_` the sampled one."""
+    return {"eval": steered_policy(base, actor, scale_obs), "eval_stochastic": sampled_steered_policy(base, actor, scale_obs)}
 
 
 def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, source: str) -> SteeredPolicy:
     """Serve the `actor.*` tensors that DSRL and DSRL-NA export (the same noise actor) on `base`."""
-    actor = TanhGaussianActor(base.obs_dim, base.chunk * base.act_dim, cfg.hidden, cfg.layers, cfg.action_magnitude,
-                              cfg.activation)
+    actor = noise_actor(cfg, base.obs_dim, base.chunk * base.act_dim)
     state = {k[len("actor."):]: v for k, v in tensors.items() if k.startswith("actor.")}
     check_shapes(state, {k: v.shape for k, v in actor.state_dict().items()}, source)
     actor.load_state_dict(state)
-    return steered_policy(base, actor.eval().requires_grad_(False))
+    return steered_policy(base, actor.eval().requires_grad_(False), obs_scaler(base, cfg))
 
 
 class DSRL:
     reward_kind = "minus_one"
+    episode_end = "horizon"
     metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
@@ -76,11 +106,12 @@ class DSRL:
         torch.manual_seed(seed)
         self.np_rng = np.random.default_rng(seed)
         self.sac = sac_from_config(cfg, obs_dim, self.noise_dim)
+        self.scale_obs = obs_scaler(base, cfg)
         self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (self.noise_dim,)))
         self._last: tuple[np.ndarray, torch.Tensor] | None = None
 
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
-        w = choose_noise(self.sac.actor, obs, env_steps, self.cfg, self.np_rng)
+        w = choose_noise(self.sac.actor, self.scale_obs(torch.as_tensor(obs)), env_steps, self.cfg, self.np_rng)
         self._last = (obs.copy(), w)
         return base_actions(self.base, obs, w).numpy()
 
@@ -92,11 +123,16 @@ class DSRL:
         if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
             return {}
         for _ in range(self.cfg.utd):
-            metrics = self.sac.update(**self.replay.sample(self.cfg.batch_size))
+            batch = self.replay.sample(self.cfg.batch_size)
+            batch["obs"], batch["next_obs"] = self.scale_obs(batch["obs"]), self.scale_obs(batch["next_obs"])
+            metrics = self.sac.update(**batch)
         return metrics
 
+    def eval_policies(self) -> dict[str, object]:
+        return eval_policies(self.base, self.sac.actor, self.scale_obs)
+
     def eval_policy(self) -> SteeredPolicy:
-        return steered_policy(self.base, self.sac.actor)
+        return steered_policy(self.base, self.sac.actor, self.scale_obs)
 
     def state(self):
         tensors, meta = module_state({"sac": self.sac}, {"sac": self.sac.optimizer})

@@ -7,6 +7,9 @@ Many noises map to the same chunk, so learning Q over chunks shares information 
 - noise critic:   Q_W(s, w) <- Q_A(s, pi_dp(s, w)) per ensemble member, w ~ N(0, I) clipped to [-m, m]
   (the same range the actor's w = m tanh(u) covers; `noise_critic_steps` distillation steps per update);
 - actor / temperature: SAC losses on min_k Q_W(s, w), w ~ actor(s).
+Episodes, rewards and observation scaling are DSRL-SAC's (`postbc.finetune.dsrl`): training
+episodes run to the horizon, and the networks see normalized observations while the frozen
+policy gets raw ones.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from torch import nn
 
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
-from postbc.finetune.dsrl import choose_noise, standard_noise, steered_policy, store_transitions, transition_fields
-from postbc.finetune.networks import Critic, TanhGaussianActor, bf16_autocast
+from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, obs_scaler, standard_noise, steered_policy,
+                                  store_transitions, transition_fields)
+from postbc.finetune.networks import Critic, bf16_autocast
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
@@ -30,6 +34,7 @@ from postbc.io.state import load_module_state, module_state
 
 class DSRLNA(nn.Module):
     reward_kind = "minus_one"
+    episode_end = "horizon"
     metric_names = ("critic_loss", "noise_critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
@@ -39,8 +44,9 @@ class DSRLNA(nn.Module):
         self.np_rng = np.random.default_rng(seed)
         dim = base.chunk * base.act_dim  # noise and chunk have the same size
         self.noise_dim = dim
-        width = dict(hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation)
-        self.actor = TanhGaussianActor(obs_dim, dim, scale=cfg.action_magnitude, **width)
+        width = dict(hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation, layer_norm=cfg.layer_norm)
+        self.actor = noise_actor(cfg, obs_dim, dim)
+        self.scale_obs = obs_scaler(base, cfg)
         self.q_a = Critic(obs_dim, dim, members=cfg.num_critics, **width)
         self.q_a_target = copy.deepcopy(self.q_a).requires_grad_(False)
         self.q_w = Critic(obs_dim, dim, members=cfg.num_critics, **width)
@@ -55,7 +61,8 @@ class DSRLNA(nn.Module):
             return base_actions(self.base, obs, w.float()).reshape(len(obs), -1)
 
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
-        chunks = base_actions(self.base, obs, choose_noise(self.actor, obs, env_steps, self.cfg, self.np_rng))
+        w = choose_noise(self.actor, self.scale_obs(torch.as_tensor(obs)), env_steps, self.cfg, self.np_rng)
+        chunks = base_actions(self.base, obs, w)
         self._last = (obs.copy(), chunks.reshape(len(obs), -1))
         return chunks.numpy()
 
@@ -71,15 +78,17 @@ class DSRLNA(nn.Module):
         return metrics
 
     def gradient_step(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
+        """One update on raw observations `obs`, `next_obs` (the frozen policy needs them raw)."""
         alpha = self.log_alpha.exp().detach()
+        s, s_next = self.scale_obs(obs), self.scale_obs(next_obs)
         with bf16_autocast(self.cfg.precision):
             with torch.no_grad():
-                w_next, logp_next = self.actor(next_obs)
-                target = soft_td_target(reward, done, self.q_a_target(next_obs, self.chunk_of(next_obs, w_next)),
+                w_next, logp_next = self.actor(s_next)
+                target = soft_td_target(reward, done, self.q_a_target(s_next, self.chunk_of(next_obs, w_next)),
                                         logp_next, alpha, self.cfg.gamma)
-            q = self.q_a(obs, action)
-            w, logp = self.actor(obs)
-            q_w = self.q_w(obs, w, detach=True)
+            q = self.q_a(s, action)
+            w, logp = self.actor(s)
+            q_w = self.q_w(s, w, detach=True)
         loss_q = critic_loss(q, target)
         loss_pi = actor_loss(q_w, logp, alpha)
         loss_alpha = temperature_loss(self.log_alpha, logp, self.cfg.target_entropy)
@@ -93,20 +102,24 @@ class DSRLNA(nn.Module):
                 "alpha": alpha, "entropy": -logp.detach().mean(), "q_mean": q.detach().mean()}
 
     def distill_step(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q_W(s, w) toward Q_A(s, pi_dp(s, w)) for standard noise w, member by member."""
+        """Q_W(s, w) toward Q_A(s, pi_dp(s, w)) for standard noise w, member by member (`obs` raw)."""
         w = standard_noise(len(obs), self.noise_dim, self.cfg.action_magnitude, self.np_rng)
+        s = self.scale_obs(obs)
         with bf16_autocast(self.cfg.precision):
             with torch.no_grad():
-                target = self.q_a(obs, self.chunk_of(obs, w))
-            q_w = self.q_w(obs, w)
+                target = self.q_a(s, self.chunk_of(obs, w))
+            q_w = self.q_w(s, w)
         loss = critic_loss(q_w, target)
         self.noise_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.noise_optimizer.step()
         return loss.detach()
 
+    def eval_policies(self) -> dict[str, object]:
+        return eval_policies(self.base, self.actor, self.scale_obs)
+
     def eval_policy(self) -> SteeredPolicy:
-        return steered_policy(self.base, self.actor)
+        return steered_policy(self.base, self.actor, self.scale_obs)
 
     def state(self):
         tensors, meta = module_state({"na": self}, {"opt": self.optimizer, "noise_opt": self.noise_optimizer})

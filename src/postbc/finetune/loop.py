@@ -1,9 +1,15 @@
 """The loop every online algorithm shares: act, step envs, learn, evaluate, log, checkpoint, resume.
 
-An algorithm supplies `reward_kind`, `metric_names`, `act(obs, env_steps) -> chunks`,
-`observe(ChunkStep)`, `update(env_steps) -> {name: tensor}` (empty when it did not learn),
-`eval_policy()` (an object `postbc.evaluation.evaluate` can run), `state() -> (tensors, meta)`,
-`load_state(tensors, meta)` and `export() -> tensors` (the finetuned weights).
+An algorithm supplies `reward_kind`, `episode_end` (`postbc.envs.episodes`: how its training
+episodes end), `metric_names`, `act(obs, env_steps) -> chunks`, `observe(ChunkStep)`,
+`update(env_steps) -> {name: tensor}` (empty when it did not learn), `eval_policy()` (an object
+`postbc.evaluation.evaluate` can run; `eval_policies()`, when present, names several by their
+metrics prefix, "eval" first), `state() -> (tensors, meta)`, `load_state(tensors, meta)` and
+`export() -> tensors` (the finetuned weights).
+
+Evaluation always runs episodes that end at success (success counted at its first occurrence),
+whatever the training episodes do. The row at env step 0 also evaluates the pretrained policy
+itself (`pretrained_*` columns), with the same episode seeds: every curve starts from it.
 
 Resume: `checkpoints/last` holds the algorithm state (networks, optimizers, replay), RNG states
 and counters; a restarted run loads it, drops metrics rows written after it, and continues.
@@ -32,12 +38,10 @@ from postbc.utils import progress
 
 ENV_SEED_STREAM = 2
 EVAL_SEED_STREAM = 3
-COMMON_COLUMNS = ("env_steps", "wall_time", "updates", "train_success", "train_episodes", "eval_success",
-                  "eval_low", "eval_high", "eval_length", "env_crashes")
-
 
 class Algorithm(Protocol):
     reward_kind: str
+    episode_end: str
     metric_names: tuple[str, ...]
     np_rng: np.random.Generator
 
@@ -63,8 +67,9 @@ class Trainer:
 
     def __init__(self, algo: Algorithm, spec: TaskSpec, out: Path, *, steps: int, num_envs: int, chunk: int,
                  seed: int, eval_every: int, eval_episodes: int, checkpoint_every: int, compat: dict,
-                 backend: str = "auto", quiet: bool = False):
+                 backend: str = "auto", quiet: bool = False, pretrained: Any = None):
         self.algo, self.spec, self.out = algo, spec, Path(out)
+        self.pretrained = pretrained
         self.steps, self.num_envs, self.chunk, self.seed = steps, num_envs, chunk, seed
         self.eval_every, self.eval_episodes, self.checkpoint_every = eval_every, eval_episodes, checkpoint_every
         self.compat, self.backend, self.quiet = compat, backend, quiet
@@ -100,7 +105,7 @@ class Trainer:
             env_steps, updates, wall0, crashes = self._load()
         logger = MetricsLogger(self.out, step_key="env_steps", resume_step=env_steps if loaded else None)
         env = ChunkEnv(self.spec, self.num_envs, self.chunk, episode_seed(self.seed, env_steps, ENV_SEED_STREAM),
-                       self.algo.reward_kind, self.backend)
+                       self.algo.reward_kind, self.backend, getattr(self.algo, "episode_end", "success"))
         t0 = time.perf_counter() - wall0
         acc: dict[str, list[torch.Tensor]] = defaultdict(list)
         finished: list[bool] = []
@@ -148,16 +153,24 @@ class Trainer:
         save_checkpoint(self.out / "finetuned", self.algo.export(), {"compat": self.compat, "env_steps": env_steps})
         return last
 
+    def _evaluate(self, policy):
+        return evaluate(policy, self.spec, self.eval_episodes, seed=episode_seed(self.seed, 0, EVAL_SEED_STREAM),
+                        num_envs=self.num_envs, backend=self.backend, quiet=True)
+
     def _log(self, logger, env_steps, updates, wall, finished, acc, crashes) -> dict[str, float]:
-        res = evaluate(self.algo.eval_policy(), self.spec, self.eval_episodes,
-                       seed=episode_seed(self.seed, 0, EVAL_SEED_STREAM), num_envs=self.num_envs,
-                       backend=self.backend, quiet=True)
+        policies = self.algo.eval_policies() if hasattr(self.algo, "eval_policies") else {"eval": self.algo.eval_policy()}
+        if self.pretrained is not None:
+            policies["pretrained"] = self.pretrained
+        results = {prefix: self._evaluate(policy) if prefix != "pretrained" or env_steps == 0 else None
+                   for prefix, policy in policies.items()}
         row: dict[str, Any] = {
             "env_steps": env_steps, "wall_time": wall, "updates": updates,
             "train_success": float(np.mean(finished)) if finished else math.nan, "train_episodes": len(finished),
-            "eval_success": res.success_rate, "eval_low": res.ci_low, "eval_high": res.ci_high,
-            "eval_length": res.mean_length, "env_crashes": crashes,
+            "eval_length": results["eval"].mean_length, "env_crashes": crashes,
         }
+        for prefix, res in results.items():
+            row.update({f"{prefix}_success": res.success_rate if res else math.nan,
+                        f"{prefix}_low": res.ci_low if res else math.nan, f"{prefix}_high": res.ci_high if res else math.nan})
         for k in self.algo.metric_names:
             row[k] = float(torch.stack(acc[k]).float().mean()) if acc.get(k) else math.nan
         logger.log(row)

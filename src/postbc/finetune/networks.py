@@ -1,4 +1,9 @@
-"""Networks for finetuning: a plain MLP, a critic ensemble as one batched network, a tanh-Gaussian actor."""
+"""Networks for finetuning: a plain MLP, a critic ensemble as one batched network, a tanh-Gaussian actor.
+
+Every hidden layer is Linear -> (LayerNorm) -> activation, the order of the DSRL reference
+(Stable-Baselines3's `post_linear_modules=[LayerNorm]`); LayerNorm keeps critics trained at a
+high update-to-data ratio from blowing up their values.
+"""
 
 from __future__ import annotations
 
@@ -44,12 +49,13 @@ class OutputLinear(nn.Linear):
         return in_fp32(super().forward, x)
 
 
-def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, activation: str = "relu") -> nn.Sequential:
-    """`layers` hidden layers of width `hidden`, then a linear output (always fp32)."""
+def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, activation: str = "relu",
+        layer_norm: bool = False) -> nn.Sequential:
+    """`layers` hidden layers of width `hidden` (LayerNorm before each activation if asked), then a linear output (always fp32)."""
     mods: list[nn.Module] = []
     d = in_dim
     for _ in range(layers):
-        mods += [nn.Linear(d, hidden), Activation(activation)]
+        mods += [nn.Linear(d, hidden), *([nn.LayerNorm(hidden)] if layer_norm else []), Activation(activation)]
         d = hidden
     mods.append(OutputLinear(d, out_dim))
     return nn.Sequential(*mods)
@@ -69,6 +75,20 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(b, x, w)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm over the features of (K, B, D) with a separate affine map per member (as K nn.LayerNorm)."""
+
+    def __init__(self, members: int, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        w, b = (self.weight.detach(), self.bias.detach()) if detach else (self.weight, self.bias)
+        return torch.addcmul(b, F.layer_norm(x.float(), x.shape[-1:], eps=self.eps), w)
+
+
 class EnsembleMLP(nn.Module):
     """K MLPs with identical shapes evaluated in one pass; output (K, B, out_dim).
 
@@ -76,27 +96,33 @@ class EnsembleMLP(nn.Module):
     through the critic into the action without leaving gradients on the critic.
     """
 
-    def __init__(self, members: int, in_dim: int, out_dim: int, hidden: int, layers: int, activation: str = "relu"):
+    def __init__(self, members: int, in_dim: int, out_dim: int, hidden: int, layers: int, activation: str = "relu",
+                 layer_norm: bool = False):
         super().__init__()
         dims = [in_dim] + [hidden] * layers + [out_dim]
         self.members = members
         self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.norms = nn.ModuleList(EnsembleLayerNorm(members, hidden) for _ in range(layers)) if layer_norm else None
         self.act = Activation(activation)
 
     def forward(self, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.members, -1, -1)
-        for layer in self.layers[:-1]:
-            x = self.act(layer(x, detach))
+        for i, layer in enumerate(self.layers[:-1]):
+            x = layer(x, detach)
+            if self.norms is not None:
+                x = self.norms[i](x, detach)
+            x = self.act(x)
         return in_fp32(self.layers[-1], x, detach)
 
 
 class Critic(nn.Module):
     """Q(s, a) for K ensemble members: returns (K, B)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int, members: int = 2, activation: str = "relu"):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int, members: int = 2, activation: str = "relu",
+                 layer_norm: bool = False):
         super().__init__()
-        self.net = EnsembleMLP(members, obs_dim + act_dim, 1, hidden, layers, activation)
+        self.net = EnsembleMLP(members, obs_dim + act_dim, 1, hidden, layers, activation, layer_norm)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor, detach: bool = False) -> torch.Tensor:
         return self.net(torch.cat([obs, act], -1), detach).squeeze(-1)
@@ -122,9 +148,10 @@ class TanhGaussianActor(nn.Module):
     does), so a target entropy of 0 means the same for every action magnitude.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int, scale: float = 1.0, activation: str = "relu"):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int, scale: float = 1.0, activation: str = "relu",
+                 layer_norm: bool = False):
         super().__init__()
-        self.net = mlp(obs_dim, 2 * act_dim, hidden, layers, activation)
+        self.net = mlp(obs_dim, 2 * act_dim, hidden, layers, activation, layer_norm)
         self.scale = scale
 
     def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +165,10 @@ class TanhGaussianActor(nn.Module):
         return self.scale * torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, deterministic: bool = False, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """scale * tanh(mu(s)) when deterministic, else a sample; `eps` (B, act_dim) fixes its N(0, I) draw."""
+        mean, log_std = self.dist_params(obs)
         if deterministic:
-            return self.scale * torch.tanh(self.dist_params(obs)[0])
-        return self(obs)[0]
+            return self.scale * torch.tanh(mean)
+        eps = torch.randn_like(mean) if eps is None else eps.reshape(mean.shape).to(mean.dtype)
+        return self.scale * torch.tanh(mean + log_std.exp() * eps)

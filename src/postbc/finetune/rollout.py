@@ -2,6 +2,9 @@
 
 One transition = one action chunk (up to `chunk` env steps; it stops early when the episode
 ends). Its reward is the plain sum of the transformed per-step rewards; discounting is per chunk.
+`episode_end` picks the training episode (`postbc.envs.episodes`): "success" ends it when the task
+is solved (terminated: no bootstrapping; the horizon truncates and bootstraps); "horizon" runs it
+to the task's horizon, which is terminal, each step rewarded by whether it is solved.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ REWARDS = ("minus_one", "zero_one")
 def transform_reward(step_rewards, kind: str) -> float:
     """Task rewards are 1.0 on the solving step, else 0.0 (registry contract).
 
-    minus_one: -1 on every step until success, 0 on the success step (DSRL); zero_one: unchanged (DPPO, IQL).
+    Under `RunToHorizon` the task reward is 1.0 on every step that is solved, else 0.0.
+    minus_one: -1 on every unsolved step, 0 on solved ones (DSRL); zero_one: unchanged (DPPO, IQL).
     """
     r = np.asarray(step_rewards, dtype=np.float64)
     return float((r - 1.0).sum() if kind == "minus_one" else r.sum())
@@ -33,7 +37,7 @@ class ChunkStep:
     obs: np.ndarray  # (N, D) flat observation each env's next chunk starts from (after autoreset)
     next_obs: np.ndarray  # (N, D) observation after the chunk (the final one when the episode ended)
     reward: np.ndarray  # (N,) summed transformed reward
-    terminated: np.ndarray  # (N,) solved: no bootstrapping
+    terminated: np.ndarray  # (N,) no bootstrapping: solved ("success" episodes) or at the horizon ("horizon")
     truncated: np.ndarray  # (N,) horizon reached or env crashed
     steps: np.ndarray  # (N,) env steps executed
     valid: np.ndarray  # (N,) False where the env crashed: drop that transition
@@ -43,9 +47,10 @@ class ChunkStep:
 class ChunkEnv:
     """Training envs of one task stepped one chunk per env per call."""
 
-    def __init__(self, spec: TaskSpec, num_envs: int, chunk: int, seed: int, reward: str, backend: str = "auto"):
+    def __init__(self, spec: TaskSpec, num_envs: int, chunk: int, seed: int, reward: str, backend: str = "auto",
+                 episode_end: str = "success"):
         self.spec, self.reward_kind = spec, reward
-        self.vec = VectorEnv(spec, num_envs, seed=seed, chunk=chunk, backend=backend)
+        self.vec = VectorEnv(spec, num_envs, seed=seed, chunk=chunk, backend=backend, episode_end=episode_end)
         self.obs = flatten_obs(self.vec.reset(), spec.obs_keys)
         self.crashes = 0
 

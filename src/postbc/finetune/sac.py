@@ -48,10 +48,10 @@ class SAC(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, *, hidden: int, layers: int, activation: str, num_critics: int,
                  action_scale: float, lr: float, gamma: float, tau: float, target_entropy: float, init_alpha: float,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", layer_norm: bool = False):
         super().__init__()
-        self.actor = TanhGaussianActor(obs_dim, act_dim, hidden, layers, action_scale, activation)
-        self.critic = Critic(obs_dim, act_dim, hidden, layers, num_critics, activation)
+        self.actor = TanhGaussianActor(obs_dim, act_dim, hidden, layers, action_scale, activation, layer_norm)
+        self.critic = Critic(obs_dim, act_dim, hidden, layers, num_critics, activation, layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)))
         self.gamma, self.tau, self.target_entropy = gamma, tau, target_entropy

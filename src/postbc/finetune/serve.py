@@ -131,7 +131,7 @@ def _config(record: dict, run_dir: Path):
     else:
         from postbc.finetune.best_of_n_fit import BestOfNFitConfig as cls
     try:
-        return from_jsonable(cls, record.get("config") or {})
+        return from_jsonable(cls, record.get("config") or {}, recorded=True)
     except (TypeError, ValueError) as e:
         raise PostBCError(f"{run_dir / 'config.json'} does not hold a valid {cls.__name__} ({e}); it was written by "
                           "another postbc version: serve it with that version, or finetune again") from e

@@ -50,30 +50,36 @@ def to_jsonable(cfg: Any) -> dict[str, Any]:
     return {f.name: convert(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
-def from_jsonable(cls: type[T], data: dict[str, Any]) -> T:
-    """Rebuild a (possibly nested) config dataclass from `to_jsonable` output; unknown keys are refused."""
+def from_jsonable(cls: type[T], data: dict[str, Any], *, recorded: bool = False) -> T:
+    """Rebuild a (possibly nested) config dataclass from `to_jsonable` output; unknown keys are refused.
+
+    `recorded=True` reads a config a run wrote earlier: a field missing from it takes the class's
+    `LEGACY_DEFAULTS[field]` when it has one (what the run did before the field existed), not
+    today's default. Options typed by a user always get today's defaults.
+    """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{cls.__name__} has no field(s) {unknown}; known fields: {sorted(names)}")
-    kwargs = {}
+    legacy = getattr(cls, "LEGACY_DEFAULTS", {}) if recorded else {}
+    kwargs = {name: value for name, value in legacy.items() if name not in data}
     for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value)
+        kwargs[name] = _coerce(hints[name], value, recorded)
     return cls(**kwargs)
 
 
-def _coerce(hint: Any, value: Any) -> Any:
+def _coerce(hint: Any, value: Any, recorded: bool = False) -> Any:
     origin = typing.get_origin(hint)
     if value is None:
         return None
     if dataclasses.is_dataclass(hint):
-        return from_jsonable(hint, value)
+        return from_jsonable(hint, value, recorded=recorded)
     if hint is Path:
         return Path(value)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(args[0], value) if len(args) == 1 else value
+        return _coerce(args[0], value, recorded) if len(args) == 1 else value
     if origin is tuple:
         return tuple(value)
     return value
