@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
     try:
-        cfg = tyro.cli(config_cls, args=rest, prog=f"postbc {name}", description=summary)
+        rest, default = _preset(module, rest)
+        cfg = tyro.cli(config_cls, args=rest, prog=f"postbc {name}", description=summary, default=default)
     except (ValueError, PostBCError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -67,6 +68,29 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; everything written so far is kept and the run can be resumed", file=sys.stderr)
         return 130
     return 0
+
+
+def _option_value(args: list[str], flag: str) -> tuple[str | None, list[str]]:
+    """The value of `flag` (as `--flag V` or `--flag=V`) and the args without it."""
+    for i, arg in enumerate(args):
+        if arg == flag:
+            if i + 1 == len(args):
+                raise ValueError(f"{flag} needs a value")
+            return args[i + 1], args[:i] + args[i + 2:]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1], args[:i] + args[i + 1:]
+    return None, args
+
+
+def _preset(module, args: list[str]):
+    """`--preset NAME` (commands whose module has `preset_defaults`): the defaults tyro starts from."""
+    if not hasattr(module, "preset_defaults"):
+        return args, None
+    name, rest = _option_value(args, "--preset")
+    if name is None:
+        return args, None
+    task, _ = _option_value(rest, "--task")
+    return rest, module.preset_defaults(name, task)
 
 
 if __name__ == "__main__":

@@ -42,3 +42,11 @@ def test_steps_to_threshold_counts_the_first_evaluation_at_or_above_it_per_seed(
     assert (half["reached"], half["per_seed"], half["median"]) == ("2/3", "s0:2007 s1:0 s2:never", "2007")
     assert (high["reached"], high["per_seed"]) == ("1/3", "s0:never s1:4005 s2:never")
     assert high["median"] == "not reached by most seeds" and high["unit"] == "env_steps"
+
+
+def test_a_curve_starts_from_the_pretrained_policy_where_step_0_evaluated_it():
+    """DSRL's step-0 row holds its untrained deterministic actor (eval_success) and the pretrained sampler."""
+    run = finetune_run(0, [0, 2000], [0.96, 0.7])
+    run.metrics[0]["pretrained_success"] = "0.4"
+    (curve,) = curves(SweepResults(Path("/nowhere"), config=None, runs=[run])).values()
+    np.testing.assert_allclose(curve["mean"], [0.4, 0.7])

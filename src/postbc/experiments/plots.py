@@ -38,7 +38,7 @@ def success_curves(curve_map: dict[tuple, dict[str, Any]], out_dir: Path) -> lis
                 ax.set_xlabel(c["x_key"].replace("_", " "))
             ax.set_title(f"{task}, {demos} demos: {algo}")
             ax.set_ylim(-0.02, 1.02)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, title="step 0: pretrained policy\nthen: served policy", title_fontsize=7)
         axes[0][0].set_ylabel("success rate (mean, 95% CI over seeds)")
         paths.append(save(fig, Path(out_dir) / f"curves_{task}_d{demos}.png"))
     return paths

@@ -96,17 +96,24 @@ def x_key(metrics: list[dict[str, str]]) -> str:
     return "env_steps" if metrics and "env_steps" in metrics[0] else "updates"
 
 
+def curve_value(row: dict[str, Any]) -> float:
+    """A metrics row's point on the success curve: the served policy's eval success, except where the
+    row also evaluated the pretrained policy itself (DSRL's step 0): the curve starts from that."""
+    pretrained = _float(row.get("pretrained_success"))
+    return pretrained if np.isfinite(pretrained) else _float(row.get("eval_success"))
+
+
 def seed_curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
-    """(task, demos, algo, method) -> {x_key, seeds: {seed: (x, eval_success)}} of every finished finetuning run."""
+    """(task, demos, algo, method) -> {x_key, seeds: {seed: (x, success)}} of every finished finetuning run."""
     out: dict[tuple, dict[str, Any]] = {}
     for r in results.of_kind("finetune"):
         p = r.stage.params
         key = (p["task"], p["demos"], p["algo"], p["method"])
         xk = x_key(r.metrics)
-        rows = [row for row in r.metrics if np.isfinite(_float(row.get("eval_success")))]
+        rows = [row for row in r.metrics if np.isfinite(curve_value(row))]
         group = out.setdefault(key, {"x_key": xk, "seeds": {}})
         group["seeds"][int(p["seed"])] = (np.array([_float(row[xk]) for row in rows]),
-                                          np.array([_float(row["eval_success"]) for row in rows]))
+                                          np.array([curve_value(row) for row in rows]))
     return out
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from postbc.finetune.config import FinetuneConfig
+from postbc.finetune.config import FinetuneConfig, preset_defaults
 
-__all__ = ["FinetuneConfig", "run", "build_algorithm"]
+__all__ = ["FinetuneConfig", "run", "build_algorithm", "preset_defaults"]
 
 
 def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int):
