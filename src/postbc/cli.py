@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: postbc COMMAND [--help] [options]", "", "commands:"]
+    lines = ["usage: postbc COMMAND [--help] [options]  |  postbc --version", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
     lines += ["", "Run `postbc COMMAND --help` for the options of one command."]
     return "\n".join(lines)
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from postbc import __version__
+
+        print(f"postbc {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

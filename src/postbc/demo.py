@@ -41,8 +41,9 @@ COVERAGE_STATES = 8  # scarce and dense demo states (each) of the posterior-std 
 class DemoConfig:
     """Collect demos, pretrain BC and PostBC, evaluate them, finetune both briefly with DSRL, and compare."""
 
-    out: Path = Path("runs/demo")
-    """Directory for the dataset, the run directories, the tables and the plots (re-running reuses it)."""
+    out: Path | None = None
+    """Directory for the dataset, the run directories, the tables and the plots (re-running reuses it);
+    default runs/demo, with --quick runs/demo-quick."""
     task: str = AUTO
     """auto (lift if robosuite is installed, else toy) | toy | lift | any task with a scripted expert (lift's settings)."""
     quick: bool = False
@@ -88,7 +89,7 @@ class DemoConfig:
             raise ValueError(f"ensemble_size={self.ensemble_size} must be >= 2 for a posterior covariance")
         if self.quick and self.task not in (AUTO, "toy"):
             raise ValueError(f"quick runs the toy task; drop --quick to run task={self.task!r}")
-        self.out = Path(self.out)
+        self.out = Path(self.out if self.out is not None else ("runs/demo-quick" if self.quick else "runs/demo"))
 
     def settings(self) -> DemoSettings:
         """The preset of the chosen task with this config's options applied."""

@@ -52,7 +52,7 @@ TOY = DemoSettings(
     task="toy", seed=0, demos=20, epochs=2000, hidden=128, batch_size=64, lr=3e-3, ensemble_size=32,
     ensemble_epochs=200, alpha=1.0, eval_episodes=200, eval_envs=25, env_backend="sync",
     finetune_steps=20_000, eval_every=4000, finetune_eval_episodes=100, finetune_envs=4, warmup=1000,
-    sac_utd=10, sac_hidden=128, sac_precision="bf16",
+    sac_utd=10, sac_hidden=128, sac_precision="fp32",
 )
 PRESETS: dict[str, DemoSettings] = {
     QUICK: dataclasses.replace(
@@ -65,7 +65,7 @@ PRESETS: dict[str, DemoSettings] = {
         task="lift", seed=0, demos=5, epochs=1000, hidden=256, batch_size=64, lr=1e-3, ensemble_size=100,
         ensemble_epochs=300, alpha=1.0, eval_episodes=50, eval_envs=2, env_backend="auto",
         finetune_steps=8000, eval_every=4000, finetune_eval_episodes=30, finetune_envs=2, warmup=1000,
-        sac_utd=4, sac_hidden=256, sac_precision="bf16",
+        sac_utd=4, sac_hidden=256, sac_precision="fp32",
     ),
 }
 FALLBACK = "lift"  # settings for any other task with a scripted expert

@@ -23,6 +23,12 @@ def load_base_policy(run_dir: Path, spec: TaskSpec):
 
 
 def check_policy_task(policy: Any, spec: TaskSpec, source: str) -> None:
+    """Refuse a policy made for another task: the checks `postbc eval` runs, then the sizes."""
+    from postbc.envs.compat import check_dataset_matches_task
+
+    if getattr(policy, "env_args", None):  # same keys and sizes but another env (drawer-open vs door-open)
+        check_dataset_matches_task(policy.env_args, policy.obs_keys, policy.act_dim, spec,
+                                   obs_dims=getattr(policy, "obs_dims", None), source=f"checkpoint {source}")
     if hasattr(policy, "check_task"):
         policy.check_task(spec)
     for what, mine, theirs in (("obs dim", policy.obs_dim, spec.obs_dim), ("action dim", policy.act_dim, spec.act_dim)):

@@ -40,7 +40,7 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     if spec.horizon < int(base.chunk):
         raise PostBCError(f"task '{spec.name}' has a horizon of {spec.horizon} steps, shorter than one action chunk "
                           f"({base.chunk} steps) of {cfg.checkpoint}; use a policy with a shorter chunk")
-    resuming = prepare_run_dir(cfg.out, cfg, command="finetune")
+    resuming = prepare_run_dir(cfg.out, cfg, command="finetune", extendable=("steps",))
     torch.set_num_threads(cfg.threads)
     compat = {"task": spec.name, "obs_dim": spec.obs_dim, "act_dim": spec.act_dim, "chunk": int(base.chunk),
               "algo": cfg.algo}
@@ -50,12 +50,39 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     if cfg.algo == "best_of_n":
         from postbc.finetune.best_of_n import run_best_of_n
 
-        return run_best_of_n(cfg, base, spec, compat, resuming)
-    from postbc.finetune.loop import Trainer
+        last = run_best_of_n(cfg, base, spec, compat, resuming)
+    else:
+        from postbc.finetune.loop import Trainer
 
-    algo = build_algorithm(cfg, base, spec.obs_dim)
-    trainer = Trainer(algo, spec, cfg.out, steps=cfg.steps, num_envs=cfg.num_envs, chunk=int(base.chunk), seed=cfg.seed,
-                      eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
-                      checkpoint_every=cfg.checkpoint_interval, compat=compat, backend=cfg.env_backend, quiet=cfg.quiet,
-                      pretrained=base)
-    return trainer.run(resuming, stop_at=stop_at)
+        algo = build_algorithm(cfg, base, spec.obs_dim)
+        trainer = Trainer(algo, spec, cfg.out, steps=cfg.steps, num_envs=cfg.num_envs, chunk=int(base.chunk),
+                          seed=cfg.seed, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
+                          checkpoint_every=cfg.checkpoint_interval, compat=compat, backend=cfg.env_backend,
+                          quiet=cfg.quiet, pretrained=base)
+        last = trainer.run(resuming, stop_at=stop_at)
+        if stop_at is not None:
+            return last
+    print(finish_summary(cfg))
+    return last
+
+
+def finish_summary(cfg: FinetuneConfig) -> str:
+    """What a finished run reached, what it cost, where it is and how to use it (from its metrics.csv)."""
+    from postbc.io.runs import read_metrics
+
+    rows = [r for r in read_metrics(cfg.out) if r.get("eval_success") not in (None, "")]
+    if not rows:
+        return f"finetune run {cfg.out} finished (no evaluation logged)"
+    last = rows[-1]
+    unit = "env_steps" if "env_steps" in last else "updates"
+    lines = [f"finetuned {cfg.checkpoint} on {cfg.task} with {cfg.algo}: {int(float(last[unit]))} {unit.replace('_', ' ')}"
+             f" in {float(last.get('wall_time') or 0) / 60:.1f} min",
+             f"  success {float(last['eval_success']):.2f} [{float(last['eval_low']):.2f}, {float(last['eval_high']):.2f}]"
+             f" over {cfg.eval_episodes} episodes (95% interval)"]
+    start = rows[0].get("pretrained_success") or (rows[0]["eval_success"] if len(rows) > 1 else "")
+    if start not in (None, ""):
+        lines[-1] += f"; the pretrained policy: {float(start):.2f}"
+    lines += [f"  policy written to {cfg.out} (evaluate: postbc eval --checkpoint {cfg.out}; in Python: "
+              f"postbc.finetune.serve.load_finetuned_policy('{cfg.out}'))",
+              f"  extend it: the same command with a larger --steps continues from its last checkpoint"]
+    return "\n".join(lines)

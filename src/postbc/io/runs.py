@@ -19,8 +19,13 @@ from postbc.io.config import to_jsonable
 RESUME_IGNORED_FIELDS = ("out", "quiet", "resume")
 
 
-def prepare_run_dir(out: Path, cfg: Any, *, command: str, ignore: tuple[str, ...] = RESUME_IGNORED_FIELDS) -> bool:
-    """Create `out` with config.json, or check an existing one matches. Returns True when resuming."""
+def prepare_run_dir(out: Path, cfg: Any, *, command: str, ignore: tuple[str, ...] = RESUME_IGNORED_FIELDS,
+                    extendable: tuple[str, ...] = ()) -> bool:
+    """Create `out` with config.json, or check an existing one matches. Returns True when resuming.
+
+    `extendable`: budget fields that may grow on a resume (a finished or killed run continues to
+    the larger budget, and config.json records it); every other difference is refused.
+    """
     out = Path(out)
     config_path = out / "config.json"
     record = {"command": command, "config": to_jsonable(cfg)}
@@ -28,12 +33,20 @@ def prepare_run_dir(out: Path, cfg: Any, *, command: str, ignore: tuple[str, ...
         old = json.loads(config_path.read_text())
         old_cfg = {k: v for k, v in old.get("config", {}).items() if k not in ignore}
         new_cfg = {k: v for k, v in record["config"].items() if k not in ignore}
+        grown = [k for k in extendable if k in old_cfg and old_cfg[k] != new_cfg.get(k)]
+        for k in grown:
+            if new_cfg[k] < old_cfg[k]:
+                raise PostBCError(f"run directory {out} was started with {k}={old_cfg[k]}; a resume may raise the "
+                                  f"budget, not lower it to {new_cfg[k]}: pass --{k} {old_cfg[k]} or more, or a new --out")
+            old_cfg[k] = new_cfg[k]
         if old.get("command") != command or old_cfg != new_cfg:
             changed = sorted(k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k))
             raise PostBCError(
                 f"run directory {out} already holds a '{old.get('command')}' run with a different config "
                 f"(differs in: {', '.join(changed) or 'command'}); choose a new --out or delete the directory"
             )
+        if grown:
+            atomic_write_json(config_path, {**old, "config": {**old["config"], **{k: new_cfg[k] for k in grown}}})
         return True
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(config_path, record)
