@@ -120,7 +120,8 @@ def test_served_best_of_n_is_the_best_of_n_policy(tmp_path, line_spec):
     from postbc.finetune.best_of_n import load_best_of_n_policy
 
     cfg = _cfg(tmp_path / "run", algo="best_of_n", steps=20, eval_every=20, eval_episodes=4, num_envs=2,
-               best_of_n=BestOfNConfig(rollouts=6, candidates=4, workers=1, iql=IQLConfig(hidden=16, batch_size=16)))
+               best_of_n=BestOfNConfig(rollouts=6, candidates=4, workers=1, force=True,
+                                       iql=IQLConfig(hidden=16, batch_size=16)))
     run(cfg, base=NoisePuppet(), spec=line_spec)
     served = load_finetuned_policy(cfg.out, base=NoisePuppet())
     assert served.algo == "best_of_n" and served.inner.candidates == 4

@@ -2,9 +2,12 @@
 
 1. `collect_rollouts`: M episodes of the pretrained policy (env worker processes), one row per chunk
    with reward 1 if the task was solved in it (`postbc.finetune.rollouts` format).
-2. `fit_iql`: IQL on those rows (resumable, logged, evaluated every E gradient steps when a task is given).
+2. `fit_iql`: IQL on those rows (resumable, logged, evaluated every E gradient steps when a task is given),
+   except the held-out episodes that `postbc.finetune.critic_check` uses to test the critic.
 3. `BestOfNPolicy.act(obs)`: sample N chunks from the pretrained policy per observation and
-   execute the one with the highest min_k Q_k(s, chunk).
+   execute the one with the highest min_k Q_k(s, chunk). Only when the critic passed its check
+   (or `--best-of-n.force`): otherwise the run says why and acts as the pretrained policy
+   (Best-of-1), which is what the curve and the served policy then show.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from postbc.envs.registry import TaskSpec, flatten_obs
 from postbc.envs.vector import VectorEnv, episode_seed
 from postbc.finetune.base import base_actions, check_base_fingerprint
+from postbc.finetune.critic_check import CriticCheck, check_critic, rollout_counts, split_episodes, unrankable_reason
 from postbc.finetune.iql import IQL, iql_from_config
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollouts import load_rollouts, save_rollouts
@@ -83,6 +87,27 @@ class BestOfNPolicy:
         q = self.iql.q_value(torch.as_tensor(obs_rep), cand.reshape(b * n, -1)).reshape(b, n)
         best = q.argmax(1)
         return cand.reshape(b, n, self.chunk, self.act_dim)[torch.arange(b), best].numpy()
+
+
+def select_rows(data: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in data.items()}
+
+
+@torch.no_grad()
+def heldout_check(iql: IQL, heldout: dict[str, np.ndarray]) -> CriticCheck:
+    q = iql.q_value(torch.as_tensor(heldout["obs"]), torch.as_tensor(heldout["actions"]).reshape(len(heldout["obs"]), -1))
+    return check_critic(q.numpy(), heldout["rewards"], heldout["episode"])
+
+
+def critic_verdict(check: CriticCheck, force: bool) -> tuple[bool, str]:
+    """(act with the critic?, the sentence that says so)."""
+    if check.passed:
+        return True, f"Best-of-N acts with its critic: {check.reason}"
+    if force:
+        return True, f"Best-of-N acts with its critic because it was forced (--best-of-n.force), although {check.reason}"
+    return False, (f"Best-of-N acts as the pretrained policy: {check.reason}. Picking the argmax of such a critic would "
+                   "bias the policy without making it better; collect more rollouts (with successes and failures), "
+                   "train longer, or pass --best-of-n.force to act with it anyway")
 
 
 def rollout_buffer(data: dict[str, np.ndarray]) -> ReplayBuffer:
@@ -163,7 +188,9 @@ def load_best_of_n_policy(run_dir: Path, base, candidates: int | None = None, se
     state = {k[4:]: v for k, v in tensors.items()}
     check_shapes(state, {k: v.shape for k, v in iql.state_dict().items()}, f"critic {run_dir}")
     iql.load_state_dict(state)
-    return BestOfNPolicy(base, iql, candidates or meta["candidates"], seed)
+    # a critic that failed its held-out check serves the pretrained policy (Best-of-1) unless N is given
+    default = meta["candidates"] if meta.get("critic_acts", True) else 1
+    return BestOfNPolicy(base, iql, candidates or default, seed)
 
 
 def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> dict:
@@ -184,19 +211,34 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
     icfg = cfg.best_of_n.iql
     iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim)
     policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)
+    successes, failures = rollout_counts(data["rewards"], data["episode"])
+    unrankable = unrankable_reason(successes, failures)
+    held = np.zeros(len(data["obs"]), bool) if unrankable else split_episodes(data["rewards"], data["episode"],
+                                                                             cfg.best_of_n.heldout, cfg.seed)
+    train, heldout = select_rows(data, ~held), select_rows(data, held)
+
+    def verdict() -> tuple[CriticCheck, bool, str]:
+        check = CriticCheck(False, unrankable) if unrankable else heldout_check(iql, heldout)
+        return (check, *critic_verdict(check, cfg.best_of_n.force))
 
     def evaluate_fn(step: int) -> dict:
         # Before the first update the critic is untrained and its argmax an arbitrary pick among the N
-        # candidates; the curve starts from the pretrained policy itself instead.
-        r = evaluate(policy if step else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, 3), num_envs=cfg.num_envs,
-                     backend=cfg.env_backend, quiet=True)
-        return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high}
+        # candidates; the curve starts from the pretrained policy itself instead. Later points show what
+        # the run would serve: Best-of-N when its critic passed the held-out check, else the pretrained policy.
+        check, acts, _ = verdict() if step else (CriticCheck(False, ""), False, "")
+        r = evaluate(policy if acts else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, 3),
+                     num_envs=cfg.num_envs, backend=cfg.env_backend, quiet=True)
+        return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high, "critic_auc": check.auc,
+                "critic_auc_low": check.auc_low, "acts_best_of_n": float(acts)}
 
-    extra = {"rollout_success": float(data["rewards"].sum() / max(1, len(np.unique(data["episode"])))),
-             "rollout_transitions": len(data["obs"])}
-    last = fit_iql(iql, rollout_buffer(data), cfg.out, steps=cfg.steps, batch_size=icfg.batch_size,
+    extra = {"rollout_success": successes / max(1, successes + failures), "rollout_transitions": len(data["obs"]),
+             "heldout_episodes": len(np.unique(heldout["episode"]))}
+    last = fit_iql(iql, rollout_buffer(train), cfg.out, steps=cfg.steps, batch_size=icfg.batch_size,
                    log_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_interval, resuming=resuming,
                    evaluate_fn=evaluate_fn, extra=extra, quiet=cfg.quiet)
+    check, acts, sentence = verdict()
+    print(f"rollouts: {successes} successful and {failures} failed episodes. {sentence}")
     save_critic(cfg.out, iql, {**compat, "chunk": base.chunk, "act_dim": base.act_dim, "obs_dim": spec.obs_dim,
-                               "candidates": cfg.best_of_n.candidates, "iql": to_jsonable(icfg)})
+                               "candidates": cfg.best_of_n.candidates, "iql": to_jsonable(icfg),
+                               "critic_check": check.to_dict(), "critic_acts": acts})
     return last

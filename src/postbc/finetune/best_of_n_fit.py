@@ -3,6 +3,9 @@
 The real-robot workflow: roll the pretrained policy out, label each chunk with success, write the
 file in the `postbc.finetune.rollouts` format, fit here, then serve actions with
 `postbc.finetune.best_of_n.load_best_of_n_policy(OUT, PretrainedPolicy.load(CHECKPOINT))`.
+Rollouts without a success or without a failure are refused (a critic learns nothing from them);
+otherwise the critic is checked on held-out episodes (`postbc.finetune.critic_check`) and, if it
+ranks no better than chance, the fitted critic serves the pretrained policy unless `--force`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import dataclasses
 from pathlib import Path
 
 from postbc.finetune.config import IQLConfig
-from postbc.io.config import require_positive
+from postbc.io.config import require_positive, require_range
 
 
 @dataclasses.dataclass
@@ -28,6 +31,10 @@ class BestOfNFitConfig:
     """IQL gradient steps."""
     candidates: int = 8
     """N recorded with the critic: chunks sampled per decision when serving (paper: 4-32)."""
+    heldout: float = 0.2
+    """Fraction of the successful and of the failed episodes held out to check the critic."""
+    force: bool = False
+    """Serve the critic's argmax even when the held-out check says it ranks no better than chance."""
     seed: int = 0
     """Seed for network init and minibatches."""
     log_every: int = 1000
@@ -41,19 +48,27 @@ class BestOfNFitConfig:
     def __post_init__(self):
         for name in ("steps", "candidates", "log_every", "threads"):
             require_positive(name, getattr(self, name))
+        require_range("heldout", self.heldout, 0.0, 0.9)
 
 
 def run(cfg: BestOfNFitConfig) -> dict:
     import torch
 
     from postbc.errors import PostBCError
-    from postbc.finetune.best_of_n import fit_iql, rollout_buffer, save_critic
+    from postbc.finetune.best_of_n import critic_verdict, fit_iql, heldout_check, rollout_buffer, save_critic, select_rows
+    from postbc.finetune.critic_check import rollout_counts, split_episodes, unrankable_reason
     from postbc.finetune.iql import iql_from_config
     from postbc.finetune.rollouts import load_rollouts
     from postbc.io.config import to_jsonable
     from postbc.io.runs import prepare_run_dir
 
     data, meta = load_rollouts(cfg.rollouts)
+    successes, failures = rollout_counts(data["rewards"], data["episode"])
+    print(f"rollouts {cfg.rollouts}: {successes + failures} episodes, {successes} successful and {failures} failed, "
+          f"{len(data['obs'])} chunks")
+    unrankable = unrankable_reason(successes, failures)
+    if unrankable:
+        raise PostBCError(f"rollouts {cfg.rollouts}: {unrankable}; nothing was written")
     if cfg.checkpoint is not None:
         from postbc.policies.pretrained import PretrainedPolicy
 
@@ -63,12 +78,22 @@ def run(cfg: BestOfNFitConfig) -> dict:
             if int(mine) != int(theirs):
                 raise PostBCError(f"checkpoint {cfg.checkpoint} has {what} {mine}, rollouts {cfg.rollouts} have {what} {theirs}; "
                                   "fit on rollouts of this policy")
+        from postbc.finetune.base import check_base_fingerprint
+
+        check_base_fingerprint(policy, meta.get("base_weights"), f"rollouts file {cfg.rollouts}",
+                               relation="was collected by", other_fix=", or fit on rollouts of this policy")
     resuming = prepare_run_dir(cfg.out, cfg, command="best-of-n-fit")
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     iql = iql_from_config(cfg.iql, meta["obs_dim"], meta["chunk"] * meta["act_dim"])
-    last = fit_iql(iql, rollout_buffer(data), cfg.out, steps=cfg.steps, batch_size=cfg.iql.batch_size,
-                   log_every=cfg.log_every, checkpoint_every=cfg.log_every, resuming=resuming, quiet=cfg.quiet)
+    held = split_episodes(data["rewards"], data["episode"], cfg.heldout, cfg.seed)
+    last = fit_iql(iql, rollout_buffer(select_rows(data, ~held)), cfg.out, steps=cfg.steps,
+                   batch_size=cfg.iql.batch_size, log_every=cfg.log_every, checkpoint_every=cfg.log_every,
+                   resuming=resuming, quiet=cfg.quiet)
+    check = heldout_check(iql, select_rows(data, held))
+    acts, sentence = critic_verdict(check, cfg.force)
+    print(sentence.replace("--best-of-n.force", "--force"))
     save_critic(cfg.out, iql, {"obs_dim": meta["obs_dim"], "act_dim": meta["act_dim"], "chunk": meta["chunk"],
-                               "obs_keys": meta["obs_keys"], "candidates": cfg.candidates, "iql": to_jsonable(cfg.iql)})
-    return last
+                               "obs_keys": meta["obs_keys"], "candidates": cfg.candidates, "iql": to_jsonable(cfg.iql),
+                               "critic_check": check.to_dict(), "critic_acts": acts})
+    return {**last, "critic_auc": check.auc, "critic_acts": acts}

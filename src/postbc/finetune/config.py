@@ -155,11 +155,16 @@ class BestOfNConfig:
     """N: chunks sampled per decision; the one with the highest min-Q is executed (paper: 4-32)."""
     workers: int = 2
     """Processes collecting rollouts."""
+    heldout: float = 0.2
+    """Fraction of the successful and of the failed rollout episodes held out to check the critic before it acts."""
+    force: bool = False
+    """Act with the critic even when the held-out check says it ranks no better than chance."""
     iql: IQLConfig = dataclasses.field(default_factory=IQLConfig)
 
     def __post_init__(self):
         for name in ("rollouts", "candidates", "workers"):
             require_positive(f"best_of_n.{name}", getattr(self, name))
+        require_range("best_of_n.heldout", self.heldout, 0.0, 0.9)
 
 
 @dataclasses.dataclass
