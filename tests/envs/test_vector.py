@@ -104,3 +104,21 @@ def test_malformed_actions_are_refused_not_counted_as_crashes():
 def test_auto_keeps_in_process_tasks_in_process():
     with VectorEnv("toy", 3, backend="auto") as venv:
         assert venv.backend == "sync"
+
+
+def test_step_async_then_wait_is_step_and_misuse_is_refused():
+    spec = fake_task_spec(horizon=6)
+    actions = np.full((2, 1), 0.5, np.float32)
+    with VectorEnv(spec, 2, seed=4, backend="async") as a, VectorEnv(spec, 2, seed=4, backend="async") as b:
+        a.reset(), b.reset()
+        for _ in range(8):  # across an autoreset
+            a.step_async(actions)
+            got = a.step_wait()
+            want = b.step(actions)
+            np.testing.assert_array_equal(got[0]["pos"], want[0]["pos"])
+            assert (got[2] == want[2]).all() and (got[3] == want[3]).all()
+        with pytest.raises(RuntimeError, match="step_wait called without step_async"):
+            a.step_wait()
+        a.step_async(actions)
+        with pytest.raises(RuntimeError, match="step_async called twice"):
+            a.step_async(actions)

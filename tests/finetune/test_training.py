@@ -39,6 +39,12 @@ def test_dsrl_learns_to_steer_a_random_walk(tmp_path, line_spec):
     assert (tmp_path / "run" / "tb").is_dir()
 
 
+def test_dsrl_learns_while_env_worker_processes_step(tmp_path, line_spec):
+    """With env worker processes, updates overlap the envs' step (they see the replay one chunk behind)."""
+    run(_cfg(tmp_path / "run", env_backend="async", steps=3000), base=NoisePuppet(), spec=line_spec)
+    assert float(read_metrics(tmp_path / "run")[-1]["eval_success"]) >= 0.85
+
+
 @pytest.mark.parametrize("algo", ["dsrl", "dsrl_na"])
 def test_bf16_updates_learn_as_well(tmp_path, line_spec, algo):
     sac = dataclasses.replace(FAST_SAC, precision="bf16", **({"utd": 2, "noise_critic_steps": 2} if algo == "dsrl_na" else {}))

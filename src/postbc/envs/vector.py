@@ -310,12 +310,21 @@ class VectorEnv:
         return slots
 
     # --- the two backends behind one pair of helpers -------------------------------------------
-    def _call_all(self, cmds: Sequence[tuple[int, str, Any]]) -> list[Any]:
+    def _send_all(self, cmds: Sequence[tuple[int, str, Any]]) -> None:
+        """Start the commands; worker processes run them while this process goes on."""
+        if self.backend != "sync":
+            for i, cmd, arg in cmds:
+                self._slots[i].send(cmd, arg)
+
+    def _recv_all(self, cmds: Sequence[tuple[int, str, Any]]) -> list[Any]:
+        """The results of `_send_all(cmds)` (in-process envs run the commands here)."""
         if self.backend == "sync":
             return [_run(self._slots[i], cmd, arg) for i, cmd, arg in cmds]
-        for i, cmd, arg in cmds:
-            self._slots[i].send(cmd, arg)
         return [self._slots[i].recv() for i, _, _ in cmds]
+
+    def _call_all(self, cmds: Sequence[tuple[int, str, Any]]) -> list[Any]:
+        self._send_all(cmds)
+        return self._recv_all(cmds)
 
     # --- gymnasium-like API ------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -329,6 +338,13 @@ class VectorEnv:
         return self._stack(self._last_obs)
 
     def step(self, actions: np.ndarray):
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Send one step's actions; with worker processes the envs step while the caller works (`step_wait` collects)."""
+        if getattr(self, "_pending", None) is not None:
+            raise RuntimeError("step_async called twice without step_wait")
         actions = np.asarray(actions, dtype=np.float32)
         act_dim = self.spec.act_dim
         if self.chunk:
@@ -340,7 +356,15 @@ class VectorEnv:
         # Checked here: inside the envs a malformed action would count as a simulator crash.
         if not ok or actions.shape[0] != self.num_envs:
             raise ValueError(f"actions have shape {actions.shape}; this VectorEnv takes {expected}")
-        results = self._call_all([(i, "step", actions[i]) for i in range(self.num_envs)])
+        self._pending = [(i, "step", actions[i]) for i in range(self.num_envs)]
+        self._send_all(self._pending)
+
+    def step_wait(self):
+        """The results of the last `step_async`, with finished episodes reset (see the module docstring)."""
+        if getattr(self, "_pending", None) is None:
+            raise RuntimeError("step_wait called without step_async")
+        cmds, self._pending = self._pending, None
+        results = self._recv_all(cmds)
         obs_list, infos = [], []
         rewards = np.zeros(self.num_envs, np.float32)
         terminated = np.zeros(self.num_envs, bool)

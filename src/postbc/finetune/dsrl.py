@@ -98,6 +98,7 @@ def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, 
 class DSRL:
     reward_kind = "minus_one"
     episode_end = "horizon"
+    learns_while_envs_step = True
     metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):

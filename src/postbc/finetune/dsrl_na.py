@@ -35,6 +35,7 @@ from postbc.io.state import load_module_state, module_state
 class DSRLNA(nn.Module):
     reward_kind = "minus_one"
     episode_end = "horizon"
+    learns_while_envs_step = True
     metric_names = ("critic_loss", "noise_critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):

@@ -5,7 +5,10 @@ episodes end), `metric_names`, `act(obs, env_steps) -> chunks`, `observe(ChunkSt
 `update(env_steps) -> {name: tensor}` (empty when it did not learn), `eval_policy()` (an object
 `postbc.evaluation.evaluate` can run; `eval_policies()`, when present, names several by their
 metrics prefix, "eval" first), `state() -> (tensors, meta)`, `load_state(tensors, meta)` and
-`export() -> tensors` (the finetuned weights).
+`export() -> tensors` (the finetuned weights). An off-policy algorithm may set
+`learns_while_envs_step = True`: with env worker processes its update then runs while they
+execute the chunk just sent (the update sees the replay up to the previous chunk), so learner and
+simulators share the cores instead of taking turns.
 
 Evaluation always runs episodes that end at success (success counted at its first occurrence),
 whatever the training episodes do. The row at env step 0 also evaluates the pretrained policy
@@ -117,14 +120,20 @@ class Trainer:
         bar = progress(range(self.steps), desc=f"finetune {self.spec.name}", total=self.steps, quiet=self.quiet)
         bar.update(env_steps)
         try:
+            # in-process envs gain nothing from it: keep their runs in the plain order
+            overlap = getattr(self.algo, "learns_while_envs_step", False) and env.vec.backend == "async"
             while env_steps < self.steps:
                 chunks = self.algo.act(env.obs, env_steps)
-                res = env.step(chunks)
+                env.step_async(chunks)
+                if overlap:  # off-policy: learn from what is stored while the env workers run this chunk
+                    metrics = self.algo.update(env_steps)
+                res = env.step_wait()
                 self.algo.observe(res)
                 env_steps += int(res.steps.sum())
                 bar.update(int(res.steps.sum()))
                 finished += res.finished
-                metrics = self.algo.update(env_steps)
+                if not overlap:
+                    metrics = self.algo.update(env_steps)
                 if metrics:
                     updates += 1
                     if not bool(torch.isfinite(torch.stack([m.float() for m in metrics.values()])).all()):

@@ -55,7 +55,15 @@ class ChunkEnv:
         self.crashes = 0
 
     def step(self, chunks: np.ndarray) -> ChunkStep:
-        obs, _, term, trunc, infos = self.vec.step(np.asarray(chunks, np.float32))
+        self.step_async(chunks)
+        return self.step_wait()
+
+    def step_async(self, chunks: np.ndarray) -> None:
+        """Start the chunks; with worker processes the envs run them while the caller learns."""
+        self.vec.step_async(np.asarray(chunks, np.float32))
+
+    def step_wait(self) -> ChunkStep:
+        obs, _, term, trunc, infos = self.vec.step_wait()
         n = len(infos)
         flat = flatten_obs(obs, self.spec.obs_keys)
         next_obs = flat.copy()
