@@ -28,3 +28,24 @@ def test_demo_and_quick_demo_default_to_different_directories():
 
     assert DemoConfig().out == Path("runs/demo") and DemoConfig(quick=True).out == Path("runs/demo-quick")
     assert DemoConfig(quick=True, out=Path("mine")).out == Path("mine")
+
+
+def test_an_unknown_task_suggests_the_closest_names_and_groups_meta_world(capsys):
+    from postbc.envs.registry import unknown_task_message
+
+    message = unknown_task_message("mw-dor-open")
+    assert "did you mean 'mw-door-open'" in message
+    assert "mw-<name> for the 50 Meta-World MT1 tasks" in message and "mw-basketball" not in message
+
+
+def test_a_missing_checkpoint_or_a_dataset_as_checkpoint_is_named_as_such(tmp_path):
+    import pytest
+
+    from postbc.errors import PostBCError
+    from postbc.policies.pretrained import PretrainedPolicy
+
+    with pytest.raises(PostBCError, match=r"checkpoint .*nope does not exist \(no run directory or checkpoint file"):
+        PretrainedPolicy.load(tmp_path / "nope")
+    (tmp_path / "drawer.hdf5").write_bytes(b"")
+    with pytest.raises(PostBCError, match=r"drawer.hdf5 is a dataset, not a pretrained policy; pretrain on it first"):
+        PretrainedPolicy.load(tmp_path / "drawer.hdf5")

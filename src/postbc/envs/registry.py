@@ -64,8 +64,27 @@ def get_task(name: str) -> TaskSpec:
     if name not in _TASKS:
         _load_all()
     if name not in _TASKS:
-        raise PostBCError(f"unknown task '{name}'; known tasks: {', '.join(task_names())}")
+        raise PostBCError(unknown_task_message(name))
     return _TASKS[name]
+
+
+def unknown_task_message(name: str) -> str:
+    """'unknown task', the closest names, and the known tasks grouped by family (not 50 Meta-World names)."""
+    import difflib
+
+    names = task_names()
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    families: dict[str, list[str]] = {}
+    for n in names:
+        families.setdefault(_TASKS[n].family, []).append(n)
+    listed = []
+    for family, members in families.items():
+        if family == "metaworld":
+            listed.append(f"mw-<name> for the {len(members)} Meta-World MT1 tasks (e.g. mw-pick-place)")
+        else:
+            listed += members
+    return f"unknown task '{name}'{hint or '.'} Known tasks: {', '.join(listed)}"
 
 
 def make_env(name: str, seed: int | None = None, **kwargs: Any):

@@ -138,6 +138,13 @@ class PretrainedPolicy:
     def load(cls, path: Path) -> "PretrainedPolicy":
         """Load from a pretraining run directory (its `policy.*`) or a checkpoint stem / file."""
         path = Path(path)
+        if path.suffix.lower() in (".hdf5", ".h5") and path.is_file():
+            raise PostBCError(f"{path} is a dataset, not a pretrained policy; pretrain on it first "
+                              f"(postbc pretrain --dataset {path} --out RUN) and pass RUN")
+        if not path.exists() and not checkpoint_paths(path.with_suffix("") if path.suffix in (".json", ".safetensors")
+                                                      else path)[1].exists():
+            raise PostBCError(f"checkpoint {path} does not exist (no run directory or checkpoint file there); pass the "
+                              "--out directory of a `postbc pretrain` run")
         if path.is_dir():
             stem = path / POLICY_STEM
         elif path.suffix in (".json", ".safetensors"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from postbc.data.bootstrap import BOOTSTRAP_KINDS
 from postbc.io.config import require_choice, require_positive, to_jsonable
@@ -30,7 +30,7 @@ ENSEMBLE_HEADS = ("deterministic", "gaussian")  # postbc.policies.ensemble
 class PretrainConfig:
     """Pretrain a diffusion policy from demonstrations with BC, sigma-BC or Posterior BC."""
 
-    method: str
+    method: Literal["bc", "sigma_bc", "postbc"]
     """bc | sigma_bc | postbc: no target noise, sigma * N(0, I), or alpha * N(0, Sigma(s)) from the ensemble posterior."""
     dataset: Path
     """Robomimic-style HDF5 demos (e.g. from `postbc collect`)."""
