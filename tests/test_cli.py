@@ -49,3 +49,16 @@ def test_a_missing_checkpoint_or_a_dataset_as_checkpoint_is_named_as_such(tmp_pa
     (tmp_path / "drawer.hdf5").write_bytes(b"")
     with pytest.raises(PostBCError, match=r"drawer.hdf5 is a dataset, not a pretrained policy; pretrain on it first"):
         PretrainedPolicy.load(tmp_path / "drawer.hdf5")
+
+
+def test_progress_bars_show_the_latest_values():
+    from postbc.utils import show
+
+    class Bar:
+        def set_postfix(self, values, refresh=False):
+            self.values = values
+
+    bar = Bar()
+    show(bar, loss=0.12345, success=float("nan"), q=None)
+    assert bar.values == {"loss": "0.123"}
+    show(object(), loss=1.0)  # a disabled (quiet) bar without set_postfix is left alone

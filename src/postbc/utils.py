@@ -30,3 +30,10 @@ def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, quie
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, total=total, disable=is_quiet(quiet), leave=False, dynamic_ncols=True)
+
+
+def show(bar, **values) -> None:
+    """Put the latest values (loss, success, ...) beside a progress bar; NaN and None are left out."""
+    shown = {k: f"{float(v):.3g}" for k, v in values.items() if v is not None and float(v) == float(v)}
+    if shown and hasattr(bar, "set_postfix"):
+        bar.set_postfix(shown, refresh=False)

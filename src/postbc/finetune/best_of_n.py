@@ -30,7 +30,7 @@ from postbc.finetune.rollouts import load_rollouts, save_rollouts
 from postbc.io.state import load_module_state, module_state
 from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from postbc.io.runs import MetricsLogger
-from postbc.utils import progress
+from postbc.utils import progress, show
 
 ROLLOUT_SEED_STREAM = 4
 
@@ -150,7 +150,8 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
     try:
         if start == 0:
             log_row(0)
-        for step in progress(range(start + 1, steps + 1), desc="iql", total=steps - start, quiet=quiet):
+        bar = progress(range(start + 1, steps + 1), desc="iql", total=steps - start, quiet=quiet)
+        for step in bar:
             metrics = iql.update(**buf.sample(batch_size))
             if not all(bool(torch.isfinite(v)) for v in metrics.values()):
                 from postbc.finetune.loop import NonFiniteLoss
@@ -162,6 +163,7 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
                 acc.setdefault(k, []).append(v)
             if step % log_every == 0 or step == steps:
                 log_row(step)
+                show(bar, success=last.get("eval_success"), critic_loss=last.get("critic_loss"))
             if step % checkpoint_every == 0 or step == steps:
                 tensors, optim = module_state({"iql": iql}, {"iql": iql.optimizer})
                 tensors["rng.torch"] = torch.get_rng_state()

@@ -37,7 +37,7 @@ from postbc.finetune.rollout import ChunkEnv, ChunkStep
 from postbc.io.state import flatten, rng_state, set_rng_state, unflatten
 from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from postbc.io.runs import MetricsLogger
-from postbc.utils import progress
+from postbc.utils import progress, show
 
 ENV_SEED_STREAM = 2
 EVAL_SEED_STREAM = 3
@@ -150,6 +150,8 @@ class Trainer:
                 if env_steps >= next_eval or done:
                     last = self._log(logger, env_steps, updates, time.perf_counter() - t0, finished, acc,
                                      crashes + env.crashes)
+                    show(bar, success=last["eval_success"], critic_loss=last.get("critic_loss"),
+                         value_loss=last.get("value_loss"))
                     finished, acc = [], defaultdict(list)
                     next_eval = (env_steps // self.eval_every + 1) * self.eval_every
                 if env_steps >= next_ckpt or done:

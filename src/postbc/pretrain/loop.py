@@ -18,7 +18,7 @@ from postbc.errors import PostBCError
 from postbc.io.checkpoint import check_shapes, checkpoint_exists, load_checkpoint, save_checkpoint
 from postbc.io.runs import MetricsLogger
 from postbc.io.state import flatten, unflatten
-from postbc.utils import progress
+from postbc.utils import progress, show
 
 
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -96,9 +96,11 @@ def run_epochs(
         return
     logger = MetricsLogger(log_dir, step_key="epoch", resume_step=state.epoch, tensorboard=tensorboard) if log_dir else None
     try:
-        for epoch in progress(range(state.epoch, epochs), desc=desc, total=epochs - state.epoch, quiet=quiet):
+        bar = progress(range(state.epoch, epochs), desc=desc, total=epochs - state.epoch, quiet=quiet)
+        for epoch in bar:
             start = time.perf_counter()
             metrics = train_epoch(epoch)
+            show(bar, loss=metrics.get("loss"))
             state.wall_time += time.perf_counter() - start
             state.epoch = epoch + 1
             if logger is not None:
