@@ -40,7 +40,7 @@ def std_along_trajectories(std: np.ndarray, dataset, title: str, path: Path) -> 
     for e, (start, length) in enumerate(zip(dataset.episode_starts, dataset.episode_lengths)):
         ax.plot(np.arange(length), std[start:start + length], lw=1, label=dataset.demo_names[e] if e < 8 else None)
     ax.set_xlabel("step in demo")
-    ax.set_ylabel("ensemble std (mean over action coords)")
+    ax.set_ylabel("ensemble std (normalized action units:\nactions scaled to [-1, 1]; mean over chunk coords)", fontsize=8)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     return save(fig, path)
@@ -54,7 +54,11 @@ def chosen_states(std: np.ndarray, count: int) -> list[tuple[str, int]]:
 
 def action_density(policies: dict[str, object], dataset, states: list[tuple[str, int]], std: np.ndarray,
                    samples: int, seed: int, title: str, path: Path) -> Path:
-    """Rows: chosen states; columns: methods; each a 2-D histogram of the first action's dims 0 and 1."""
+    """Rows: chosen states; columns: methods; each a 2-D histogram of the first action's dims 0 and 1.
+
+    Policies clip their actions to the demos' range, so mass beyond it piles up on the frame's edge:
+    the dashed box is that range, and a bright edge there means "as far as the policy may go".
+    """
     from postbc.diagnostics import sample_actions
 
     obs = dataset.obs[[i for _, i in states]]
@@ -63,13 +67,23 @@ def action_density(policies: dict[str, object], dataset, states: list[tuple[str,
     lo, hi = np.asarray(dataset.action_normalizer.low[:2]), np.asarray(dataset.action_normalizer.high[:2])
     lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)  # policies clip to the demo range: keep the edges visible
     fig, axes = plt.subplots(len(states), len(policies), figsize=(3.0 * len(policies), 2.6 * len(states)), squeeze=False)
+    box_lo, box_hi = np.asarray(dataset.action_normalizer.low[:2]), np.asarray(dataset.action_normalizer.high[:2])
+    rank = {label: 0 for label, _ in states}
     for row, (label, i) in enumerate(states):
+        rank[label] += 1
         for col, (method, a) in enumerate(drawn.items()):
             ax = axes[row][col]
-            ax.hist2d(a[row, :, 0], a[row, :, 1], bins=30, range=[[lo[0], hi[0]], [lo[1], hi[1]]], cmap="viridis")
+            *_, image = ax.hist2d(a[row, :, 0], a[row, :, 1], bins=30, range=[[lo[0], hi[0]], [lo[1], hi[1]]],
+                                  cmap="viridis")
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).set_label(f"samples of {samples}", fontsize=6)
+            ax.add_patch(plt.Rectangle(box_lo, *(box_hi - box_lo), fill=False, ls="--", lw=0.8, color="white",
+                                       label="demo action range (clip)"))
             ax.scatter(demo_actions[row, :1], demo_actions[row, 1:2], marker="x", color="red", s=40, label="demo action")
-            ax.set_title(f"{method}: {label} state {i} (std {std[i]:.3f})", fontsize=8)
-            ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(title, fontsize=9)
+            which = "most scarce" if label == "scarce" else "most dense"
+            ax.set_title(f"{method}: {which} demo state #{rank[label]} (ensemble std {std[i]:.3f})", fontsize=7)
+            ax.set_xlabel("action dim 0 (env units)", fontsize=7)
+            ax.set_ylabel("action dim 1 (env units)", fontsize=7)
+            ax.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=6, loc="upper right")
+    fig.suptitle(title + "\n(first action of sampled chunks; the edge of the dashed box is where policies clip)", fontsize=8)
     return save(fig, path)
