@@ -6,3 +6,7 @@ class PostBCError(Exception):
 
     The CLI prints the message and exits with status 2 instead of a traceback.
     """
+
+
+class NonFiniteLoss(PostBCError):
+    """Training produced NaN or inf: the run stopped, its last good checkpoint is kept and resumable."""

@@ -22,9 +22,11 @@ import torch
 
 from postbc.envs.registry import TaskSpec, flatten_obs
 from postbc.envs.vector import VectorEnv, episode_seed
+from postbc.errors import NonFiniteLoss
 from postbc.finetune.base import base_actions, check_base_fingerprint
 from postbc.finetune.critic_check import CriticCheck, check_critic, rollout_counts, split_episodes, unrankable_reason
 from postbc.finetune.iql import IQL, iql_from_config
+from postbc.finetune.loop import EVAL_SEED_STREAM
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollouts import load_rollouts, save_rollouts
 from postbc.io.state import load_module_state, module_state
@@ -154,8 +156,6 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
         for step in bar:
             metrics = iql.update(**buf.sample(batch_size))
             if not all(bool(torch.isfinite(v)) for v in metrics.values()):
-                from postbc.finetune.loop import NonFiniteLoss
-
                 bad = [k for k, v in metrics.items() if not torch.isfinite(v)]
                 raise NonFiniteLoss(f"non-finite {', '.join(bad)} at IQL step {step}; the run stopped and the last good "
                                     f"checkpoint {ckpt} is kept; lower --best-of-n.iql.lr")
@@ -228,7 +228,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
         # candidates; the curve starts from the pretrained policy itself instead. Later points show what
         # the run would serve: Best-of-N when its critic passed the held-out check, else the pretrained policy.
         check, acts, _ = verdict() if step else (CriticCheck(False, ""), False, "")
-        r = evaluate(policy if acts else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, 3),
+        r = evaluate(policy if acts else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, EVAL_SEED_STREAM),
                      num_envs=cfg.num_envs, backend=cfg.env_backend, quiet=True)
         return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high, "critic_auc": check.auc,
                 "critic_auc_low": check.auc_low, "acts_best_of_n": float(acts)}

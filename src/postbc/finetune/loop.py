@@ -31,7 +31,7 @@ import torch
 
 from postbc.envs.registry import TaskSpec
 from postbc.envs.vector import episode_seed
-from postbc.errors import PostBCError
+from postbc.errors import NonFiniteLoss, PostBCError
 from postbc.evaluation import evaluate
 from postbc.finetune.rollout import ChunkEnv, ChunkStep
 from postbc.io.state import flatten, rng_state, set_rng_state, unflatten
@@ -55,10 +55,6 @@ class Algorithm(Protocol):
     def state(self) -> tuple[dict[str, torch.Tensor], dict]: ...
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None: ...
     def export(self) -> dict[str, torch.Tensor]: ...
-
-
-class NonFiniteLoss(PostBCError):
-    pass
 
 
 def _all_finite(tensors: dict[str, torch.Tensor]) -> bool:
