@@ -95,3 +95,16 @@ def test_finetune_best_of_n_on_the_line_task(tmp_path, line_spec):
     # the curve starts from the pretrained policy itself, not from an untrained critic's arbitrary pick
     base = evaluate(NoisePuppet(), line_spec, 32, seed=episode_seed(cfg.seed, 0, EVAL_SEED_STREAM), num_envs=2, backend="sync", quiet=True)
     assert float(rows[0]["eval_success"]) == pytest.approx(base.success_rate)
+
+
+def test_iql_scales_observations_with_the_policy_normalizer():
+    from postbc.data.normalizer import MinMaxNormalizer
+    from postbc.finetune.iql import iql_from_config
+
+    norm = MinMaxNormalizer([0.0, 10.0], [2.0, 30.0])
+    iql = iql_from_config(IQLConfig(hidden=16), 2, 2, norm)
+    raw = torch.tensor([[1.0, 20.0], [2.0, 30.0]])
+    action = torch.zeros(2, 2)
+    scaled = torch.as_tensor(norm.normalize(raw.numpy()))
+    np.testing.assert_allclose(iql.q_value(raw, action).detach(), iql.q(scaled, action).min(0).values.detach())
+    assert torch.equal(iql.scaled(raw), scaled)

@@ -188,6 +188,8 @@ def load_best_of_n_policy(run_dir: Path, base, candidates: int | None = None, se
     check_chunk(base.chunk, meta["chunk"], "critic", str(run_dir))
     iql = iql_from_config(from_jsonable(IQLConfig, meta["iql"]), meta["obs_dim"], meta["chunk"] * meta["act_dim"])
     state = {k[4:]: v for k, v in tensors.items()}
+    for name in ("obs_center", "obs_scale"):  # critics saved before observation scaling saw raw observations
+        state.setdefault(name, getattr(iql, name).clone())
     check_shapes(state, {k: v.shape for k, v in iql.state_dict().items()}, f"critic {run_dir}")
     iql.load_state_dict(state)
     # a critic that failed its held-out check serves the pretrained policy (Best-of-1) unless N is given
@@ -211,7 +213,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
         check_base_fingerprint(base, meta["base_weights"], f"rollouts file {path}", relation="was collected by",
                                other_fix=", or finetune the new policy into a new --out directory")
     icfg = cfg.best_of_n.iql
-    iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim)
+    iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim, getattr(base, "obs_normalizer", None))
     policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)
     successes, failures = rollout_counts(data["rewards"], data["episode"])
     unrankable = unrankable_reason(successes, failures)

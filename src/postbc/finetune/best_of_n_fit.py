@@ -85,7 +85,11 @@ def run(cfg: BestOfNFitConfig) -> dict:
     resuming = prepare_run_dir(cfg.out, cfg, command="best-of-n-fit")
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    iql = iql_from_config(cfg.iql, meta["obs_dim"], meta["chunk"] * meta["act_dim"])
+    from postbc.data.normalizer import MinMaxNormalizer
+
+    # the policy's own scaling when it is given, else the rollouts' range
+    normalizer = policy.obs_normalizer if cfg.checkpoint is not None else MinMaxNormalizer.fit(data["obs"])
+    iql = iql_from_config(cfg.iql, meta["obs_dim"], meta["chunk"] * meta["act_dim"], normalizer)
     held = split_episodes(data["rewards"], data["episode"], cfg.heldout, cfg.seed)
     last = fit_iql(iql, rollout_buffer(select_rows(data, ~held)), cfg.out, steps=cfg.steps,
                    batch_size=cfg.iql.batch_size, log_every=cfg.log_every, checkpoint_every=cfg.log_every,

@@ -3,6 +3,8 @@
 V(s) regresses toward min_k Q_targ_k(s, a) with an expectile loss (tau > 0.5 leans toward the
 best actions seen in the data); Q_k(s, a) regresses toward r + gamma (1 - done) V(s').
 No actor is extracted: Best-of-N only needs argmax over sampled candidates of min_k Q_k.
+Q and V see observations scaled by the pretrained policy's normalizer (to [-1, 1] on its demos;
+buffers `obs_center`, `obs_scale`, saved with the critic); raw observations go in.
 """
 
 from __future__ import annotations
@@ -24,18 +26,26 @@ def expectile_loss(diff: torch.Tensor, tau: float) -> torch.Tensor:
 
 class IQL(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, *, hidden: int, layers: int, num_critics: int, lr: float,
-                 gamma: float, tau: float, expectile: float):
+                 gamma: float, tau: float, expectile: float, obs_normalizer=None):
         super().__init__()
+        center = obs_normalizer.center if obs_normalizer is not None else torch.zeros(obs_dim)
+        scale = obs_normalizer.scale if obs_normalizer is not None else torch.ones(obs_dim)
+        self.register_buffer("obs_center", torch.as_tensor(center, dtype=torch.float32).clone())
+        self.register_buffer("obs_scale", torch.as_tensor(scale, dtype=torch.float32).clone())
         self.q = Critic(obs_dim, act_dim, hidden, layers, num_critics)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.v = mlp(obs_dim, 1, hidden, layers)
         self.gamma, self.tau, self.expectile = gamma, tau, expectile
         self.optimizer = make_adam(self.parameters(), lr)
 
+    def scaled(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.obs_center) / self.obs_scale
+
     def q_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.q(obs, action).min(0).values
+        return self.q(self.scaled(obs), action).min(0).values
 
     def update(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
+        obs, next_obs = self.scaled(obs), self.scaled(next_obs)
         with torch.no_grad():
             q_data = self.q_target(obs, action).min(0).values
             target = reward + self.gamma * (1.0 - done) * self.v(next_obs).squeeze(-1)
@@ -51,6 +61,6 @@ class IQL(nn.Module):
                 "v_mean": v.detach().mean()}
 
 
-def iql_from_config(cfg, obs_dim: int, act_dim: int) -> IQL:
+def iql_from_config(cfg, obs_dim: int, act_dim: int, obs_normalizer=None) -> IQL:
     return IQL(obs_dim, act_dim, hidden=cfg.hidden, layers=cfg.layers, num_critics=cfg.num_critics, lr=cfg.lr,
-               gamma=cfg.gamma, tau=cfg.tau, expectile=cfg.expectile)
+               gamma=cfg.gamma, tau=cfg.tau, expectile=cfg.expectile, obs_normalizer=obs_normalizer)
