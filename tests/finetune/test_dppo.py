@@ -14,7 +14,7 @@ import torch
 from postbc.data import MinMaxNormalizer
 from postbc.finetune.command import run
 from postbc.finetune.config import DPPOConfig, FinetuneConfig
-from postbc.finetune.dppo import DPPO, clipped_surrogate, gae, value_loss
+from postbc.finetune.dppo import DPPO, clip_schedule, clipped_surrogate, dppo_log_prob, gae, value_loss
 from postbc.finetune.rollout import ChunkEnv
 from postbc.io.checkpoint import load_checkpoint
 from postbc.io.runs import read_metrics
@@ -22,8 +22,8 @@ from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from postbc.policies.pretrained import PretrainedPolicy
 
 
-FAST_DPPO = DPPOConfig(finetune_steps=4, ddpm_steps=4, lr=3e-3, critic_lr=1e-3, clip_ratio=0.2, rollout_steps=16,
-                       epochs=10, minibatch=128, hidden=64, gamma=0.9)
+FAST_DPPO = DPPOConfig(finetune_steps=4, ddpm_steps=4, lr=3e-3, critic_lr=1e-3, clip_ratio=0.2, clip_ratio_base=0.2,
+                       rollout_steps=16, epochs=10, minibatch=128, hidden=64, gamma=0.9, critic_warmup=0)
 
 
 def standin_policy(seed: int = 0) -> PretrainedPolicy:
@@ -97,7 +97,7 @@ def test_recomputed_log_probs_match_sampling_and_first_ratio_is_one(line_spec):
         obs_n, chain, logp = algo._pending
         for j in range(cfg.finetune_steps):
             recomputed = algo.policy.step_log_prob(obs_n, chain[:, j], chain[:, j + 1], algo.first_ft + j, cfg.min_std,
-                                                   cfg.ddpm_steps)
+                                                   cfg.ddpm_steps, log_prob=dppo_log_prob)
             torch.testing.assert_close(recomputed, logp[:, j], rtol=1e-5, atol=1e-5)
         frozen0 = {k: v.clone() for k, v in algo.policy.denoiser.frozen.state_dict().items()}
         trainable0 = {k: v.clone() for k, v in algo.actor.state_dict().items()}
@@ -150,3 +150,19 @@ def test_dppo_improves_success_on_the_line_task(tmp_path, line_spec):
     assert float(rows[0]["eval_success"]) < 0.65
     assert float(rows[-1]["eval_success"]) >= 0.85
     assert int(rows[-1]["env_steps"]) >= 6000
+
+
+def test_dppo_log_prob_is_the_clamped_per_dimension_mean_by_hand():
+    x = torch.tensor([[0.0, 3.0]])
+    mean, std = torch.zeros(1, 2), torch.full((1, 1), 0.5)
+    per_dim = [-math.log(0.5) - 0.5 * math.log(2 * math.pi), -0.5 * 36 - math.log(0.5) - 0.5 * math.log(2 * math.pi)]
+    expected = (min(max(per_dim[0], -5), 2) + min(max(per_dim[1], -5), 2)) / 2  # the second dim is clamped to -5
+    assert float(dppo_log_prob(x, mean, std)) == pytest.approx(expected)
+
+
+def test_clip_grows_from_base_at_the_first_finetuned_step_to_clip_at_the_last():
+    clips = clip_schedule(10, 0.01, 0.001, 3.0)
+    assert float(clips[0]) == pytest.approx(0.001) and float(clips[-1]) == pytest.approx(0.01)
+    assert bool((clips[1:] > clips[:-1]).all())
+    assert float(clips[5]) == pytest.approx(0.001 + 0.009 * (math.exp(3 * 5 / 9) - 1) / (math.exp(3) - 1))
+    assert clip_schedule(1, 0.01, 0.001, 3.0).tolist() == pytest.approx([0.01])

@@ -32,7 +32,8 @@ from .test_training import FAST_SAC
 
 SAC = SACConfig(hidden=32, layers=2, activation="relu", batch_size=32, utd=1, warmup_steps=100, lr=1e-3,
                 replay_size=2_000, noise_critic_steps=1)
-DPPO_CFG = DPPOConfig(finetune_steps=2, ddpm_steps=4, lr=3e-3, clip_ratio=0.2, rollout_steps=8, epochs=1, minibatch=64,
+DPPO_CFG = DPPOConfig(finetune_steps=2, ddpm_steps=4, lr=3e-3, clip_ratio=0.2, clip_ratio_base=0.2, critic_warmup=0,
+                      rollout_steps=8, epochs=1, minibatch=64,
                       hidden=16)
 OBS = np.stack([np.zeros(6), np.linspace(-0.9, 0.9, 6)], 1).astype(np.float32)
 

@@ -71,16 +71,20 @@ class SACConfig:
 class DPPOConfig:
     """Options of DPPO (PPO through the last denoising steps)."""
 
-    finetune_steps: int = 4
-    """k: how many of the last DDPM denoising steps are trained (DPPO paper: 10 of 20 on Robomimic)."""
-    ddpm_steps: int = 8
-    """Denoising steps of the DDPM sampling chain."""
+    finetune_steps: int = 10
+    """k: how many of the last DDPM denoising steps are trained (reference: 10 of 20 on Robomimic)."""
+    ddpm_steps: int = 20
+    """Denoising steps of the DDPM sampling chain (reference: 20)."""
     min_std: float = 0.1
     """Minimum std of each denoising step's Gaussian (paper: 0.1)."""
     clip_ratio: float = 0.01
-    """PPO ratio clip (DPPO: 0.01 for the denoising policy)."""
-    lr: float = 1e-5
-    """Adam learning rate of the denoiser (DPPO: 1e-5)."""
+    """PPO ratio clip at the last finetuned denoising step (reference: 0.01)."""
+    clip_ratio_base: float = 0.001
+    """PPO ratio clip at the first finetuned step; it grows exponentially to clip_ratio (reference: 0.001, rate 3)."""
+    clip_ratio_rate: float = 3.0
+    """Rate of that exponential ramp (reference: 3)."""
+    lr: float = 1e-4
+    """Adam learning rate of the denoiser (reference Robomimic configs: 1e-4)."""
     critic_lr: float = 1e-3
     """Adam learning rate of the value network (DPPO: 1e-3)."""
     rollout_steps: int = 64
@@ -89,8 +93,8 @@ class DPPOConfig:
     """PPO epochs per rollout (DPPO: 10)."""
     minibatch: int = 256
     """Minibatch size in denoising-step samples."""
-    gamma: float = 0.99
-    """Discount per chunk decision (DPPO: 0.999)."""
+    gamma: float = 0.999
+    """Discount per chunk decision (reference: 0.999)."""
     gae_lambda: float = 0.95
     """GAE lambda (DPPO: 0.95)."""
     denoising_gamma: float = 0.99
@@ -103,14 +107,18 @@ class DPPOConfig:
     """Weight of the BC term: log-prob of the frozen base policy's denoising steps under the finetuned one (DPPO: off)."""
     max_grad_norm: float = 1.0
     """Gradient-norm clip of actor and value updates (DPPO: 1.0)."""
-    critic_warmup: int = 0
-    """Rollouts at the start that train only the value network (DPPO: 2 on Robomimic)."""
+    critic_warmup: int = 2
+    """Rollouts at the start that train only the value network (reference: 2 on Robomimic)."""
 
     def __post_init__(self):
-        for name in ("finetune_steps", "ddpm_steps", "min_std", "clip_ratio", "lr", "critic_lr", "rollout_steps", "epochs", "minibatch", "hidden", "max_grad_norm"):
+        for name in ("finetune_steps", "ddpm_steps", "min_std", "clip_ratio", "clip_ratio_base", "lr", "critic_lr",
+                     "rollout_steps", "epochs", "minibatch", "hidden", "max_grad_norm"):
             require_positive(f"dppo.{name}", getattr(self, name))
         for name in ("value_clip", "bc_coef", "critic_warmup"):
             require_positive(f"dppo.{name}", getattr(self, name), allow_zero=True)
+        require_positive("dppo.clip_ratio_rate", self.clip_ratio_rate)
+        if self.clip_ratio_base > self.clip_ratio:
+            raise ValueError(f"dppo.clip_ratio_base={self.clip_ratio_base} must be <= dppo.clip_ratio={self.clip_ratio}")
         if self.finetune_steps > self.ddpm_steps:
             raise ValueError(f"dppo.finetune_steps={self.finetune_steps} must be <= dppo.ddpm_steps={self.ddpm_steps}")
         for name in ("gamma", "gae_lambda", "denoising_gamma"):

@@ -4,9 +4,13 @@ Two MDPs, one inside the other. The env MDP steps once per action chunk (the sha
 transitions, reward 1 on the solving step, else 0). Inside each env step, the S-step DDPM chain is
 a second MDP: step i draws x_{i+1} ~ N(mean(s, x_i, i), std_i^2 I) with std_i floored at `min_std`.
 The first S - k steps use the frozen pretrained denoiser, the last k a trainable copy; only those
-k steps are policy-gradient actions. Each gets its own PPO ratio exp(logp_new - logp_old) and the
-env step's GAE advantage, discounted by denoising_gamma^(k-1-j) for the j-th finetuned step (the
-final step gets the full advantage, as in DPPO).
+k steps are policy-gradient actions. Each gets its own PPO ratio and the env step's GAE advantage,
+discounted by denoising_gamma^(k-1-j) for the j-th finetuned step (the final step gets the full
+advantage, as in DPPO). As in the reference (irom-princeton/dppo, PPODiffusion.loss), a step's
+log-prob is the mean over the chunk's dimensions of the per-dimension Gaussian log-densities, each
+clamped to [-5, 2] (`dppo_log_prob`), so the ratio is a per-dimension (geometric-mean) ratio; and
+the clip grows from `clip_ratio_base` at the first finetuned step to `clip_ratio` at the last
+(`clip_schedule`, the reference's exponential ramp with rate 3).
 
 A rollout is `rollout_steps` vector steps, stored in a fixed-size `ReplayBuffer`. Then the value
 net V(s) (on normalized obs) gives GAE: success terminates (no bootstrap), the horizon truncates
@@ -21,6 +25,7 @@ log-prob is that of the unclipped element, as in DPPO.
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -58,13 +63,32 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     return adv
 
 
-def clipped_surrogate(log_ratio: torch.Tensor, adv: torch.Tensor, clip: float):
+LOG_PROB_CLAMP = (-5.0, 2.0)
+
+
+def dppo_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(B,) mean over the last axis of log N(x_d; mean_d, std^2), each clamped to [-5, 2] (DPPO's log-prob)."""
+    per_dim = -0.5 * ((x - mean) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)
+    return per_dim.clamp(*LOG_PROB_CLAMP).mean(-1)
+
+
+def clip_schedule(k: int, clip: float, base: float, rate: float) -> torch.Tensor:
+    """(k,) PPO clip per finetuned denoising step: `base` at the first, `clip` at the last, exponential in between."""
+    if k == 1:
+        return torch.tensor([clip])
+    t = torch.arange(k, dtype=torch.float32) / (k - 1)
+    return base + (clip - base) * (torch.exp(rate * t) - 1) / (math.exp(rate) - 1)
+
+
+def clipped_surrogate(log_ratio: torch.Tensor, adv: torch.Tensor, clip):
     """PPO's clipped objective as a loss, with the clip fraction and approximate KL (k3 estimator).
 
-    loss = -mean(min(ratio * A, clip(ratio, 1 - clip, 1 + clip) * A)), ratio = exp(log_ratio).
+    loss = -mean(min(ratio * A, clip(ratio, 1 - clip, 1 + clip) * A)), ratio = exp(log_ratio);
+    `clip` is a number or one per sample.
     """
     ratio = log_ratio.exp()
-    loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
+    clip = torch.as_tensor(clip, dtype=ratio.dtype)
+    loss = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv).mean()
     with torch.no_grad():
         clip_fraction = ((ratio - 1).abs() > clip).float().mean()
         approx_kl = ((ratio - 1) - log_ratio).mean()
@@ -183,7 +207,8 @@ class DPPO:
     # -- acting ------------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
         obs_n = self._normalize(obs)
-        sample = self.policy.sample_ddpm(obs_n, steps=self.cfg.ddpm_steps, min_std=self.cfg.min_std)
+        sample = self.policy.sample_ddpm(obs_n, steps=self.cfg.ddpm_steps, min_std=self.cfg.min_std,
+                                         log_prob=dppo_log_prob)
         self._pending = (obs_n, sample.chain[:, self.first_ft:], sample.log_probs[:, self.first_ft:])
         return self.base.action_normalizer.unnormalize(sample.actions.numpy())
 
@@ -226,6 +251,7 @@ class DPPO:
     def _ppo(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg, k = self.cfg, self.cfg.finetune_steps
         discount = cfg.denoising_gamma ** torch.arange(k - 1, -1, -1, dtype=torch.float32)
+        clips = clip_schedule(k, cfg.clip_ratio, cfg.clip_ratio_base, cfg.clip_ratio_rate)
         train_actor = self.rollouts_done >= cfg.critic_warmup
         sums: dict[str, torch.Tensor] = {}
         n = 0
@@ -236,9 +262,9 @@ class DPPO:
                 obs, chain = batch["obs"][b], batch["chain"][b]
                 rows = torch.arange(len(b))
                 new_logp = self.policy.step_log_prob(obs, chain[rows, j], chain[rows, j + 1], self.first_ft + j,
-                                                     cfg.min_std, cfg.ddpm_steps)
+                                                     cfg.min_std, cfg.ddpm_steps, log_prob=dppo_log_prob)
                 pg, clip_fraction, approx_kl = clipped_surrogate(new_logp - batch["log_prob"][b, j],
-                                                                 batch["adv"][b] * discount[j], cfg.clip_ratio)
+                                                                 batch["adv"][b] * discount[j], clips[j])
                 vl = value_loss(self.value(obs).squeeze(-1), batch["values"][b], batch["returns"][b], cfg.value_clip)
                 step = {"policy_loss": pg.detach(), "value_loss": vl.detach(), "approx_kl": approx_kl,
                         "clip_fraction": clip_fraction}
@@ -269,7 +295,7 @@ class DPPO:
         j = torch.arange(k).repeat_interleave(len(obs))
         x = chain.transpose(0, 1)  # (k + 1, B, chunk, act_dim)
         logp = self.policy.step_log_prob(obs.repeat(k, 1), x[:-1].flatten(0, 1), x[1:].flatten(0, 1),
-                                         self.first_ft + j, self.cfg.min_std, S)
+                                         self.first_ft + j, self.cfg.min_std, S, log_prob=dppo_log_prob)
         return -logp.mean()
 
     # -- evaluation, checkpoints -------------------------------------------------------------------

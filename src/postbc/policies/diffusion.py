@@ -230,15 +230,17 @@ class DiffusionPolicy(nn.Module):
         step_index: int | torch.Tensor,
         min_std: float = 0.0,
         steps: int | None = None,
+        log_prob=None,
     ) -> torch.Tensor:
         """log p(x_prev | x_t) (B,) of DDPM step `step_index` under the current weights (differentiable).
 
         `x_t`, `x_prev` are chain elements (B, chunk, act_dim) (`chain[:, i]`, `chain[:, i + 1]`);
         `step_index` is an int or a (B,) LongTensor; `steps` and `min_std` must match the sampling call.
+        `log_prob(x, mean, std)` replaces the summed Gaussian log-density (DPPO's clamped per-dimension mean).
         """
         B = x_t.shape[0]
         mean, std = self.reverse_gaussian(obs, x_t.reshape(B, -1), step_index, steps, min_std)
-        return gaussian_log_prob(x_prev.reshape(B, -1), mean, std)
+        return (log_prob or gaussian_log_prob)(x_prev.reshape(B, -1), mean, std)
 
     @torch.no_grad()
     def sample_ddpm(
@@ -248,6 +250,7 @@ class DiffusionPolicy(nn.Module):
         generator: torch.Generator | None = None,
         steps: int | None = None,
         min_std: float = 0.0,
+        log_prob=None,
     ) -> DDPMSample:
         """Ancestral DDPM sampling over `steps` (default: all `train_steps`) with per-step log-probs.
 
@@ -265,7 +268,7 @@ class DiffusionPolicy(nn.Module):
             mean, std = self.reverse_gaussian(obs, x, i, steps, min_std)
             x = mean + std * self._randn(x.shape, x, generator)
             chain.append(x)
-            log_probs.append(gaussian_log_prob(x, mean, std))
+            log_probs.append((log_prob or gaussian_log_prob)(x, mean, std))
         shape = (B, steps + 1, cfg.chunk, cfg.act_dim)
         return DDPMSample(
             actions=x.clamp(-X0_CLIP, X0_CLIP).reshape(B, cfg.chunk, cfg.act_dim),
