@@ -1,6 +1,5 @@
 """The toy task: the env contract, determinism, walls, and which states count as rare."""
 
-import time
 
 import numpy as np
 import pytest
@@ -112,17 +111,3 @@ def test_region_labels():
     vel_goal = np.zeros((len(pos), 4))
     labels = toy.toy_state_region(np.concatenate([pos, vel_goal], axis=1))
     assert labels.tolist() == ["common", "rare", "rare", "rare", "common", "common"]
-
-
-def test_two_hundred_episodes_take_well_under_a_second():
-    """CPU time of this process, so other jobs on a busy machine do not fail the test."""
-    env = make_env("toy")
-    rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, size=(toy.HORIZON, 2)).astype(np.float32)
-    start = time.process_time()
-    for seed in range(200):
-        env.reset(seed=seed)
-        for a in actions:  # never succeeds by chance often: nearly every episode runs the full horizon
-            if any(env.step(a)[2:4]):
-                break
-    assert time.process_time() - start < 1.0
