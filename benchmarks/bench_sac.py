@@ -24,7 +24,7 @@ def bench_ours(args, steps: int) -> float:
 
     sac = SAC(args.obs_dim, args.act_dim, hidden=args.hidden, layers=args.layers, activation="tanh", num_critics=2,
               action_scale=1.5, lr=3e-4, gamma=0.99, tau=0.005, target_entropy=0.0, init_alpha=1.0,
-              precision=args.precision)
+              precision=args.precision, layer_norm=args.layer_norm)
     buf = ReplayBuffer(args.buffer, {"obs": (args.obs_dim,), "action": (args.act_dim,), "reward": (),
                                      "next_obs": (args.obs_dim,), "done": ()})
     n = args.buffer
@@ -86,18 +86,24 @@ def main() -> None:
     p.add_argument("--buffer", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="ours only; SB3 always runs fp32")
+    p.add_argument("--layer-norm", action="store_true", help="ours only (the DSRL default; SB3's MlpPolicy has none)")
+    p.add_argument("--no-sb3", action="store_true", help="time ours only (SB3 not installed)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     ours, sb3 = [], []
     for _ in range(args.repeats):  # interleaved so both see the same machine load
         ours.append(bench_ours(args, args.steps))
-        sb3.append(bench_sb3(args, args.steps))
-    o, s = statistics.median(ours), statistics.median(sb3)
+        if not args.no_sb3:
+            sb3.append(bench_sb3(args, args.steps))
+    o = statistics.median(ours)
     print(f"sizes: obs {args.obs_dim}, action {args.act_dim}, {args.layers}x{args.hidden} tanh, batch {args.batch}, "
-          f"2 critics, {args.threads} thread(s), torch {torch.__version__}, ours in {args.precision}")
-    print(f"postbc DSRL SAC update: {o:8.1f} gradient steps/s  (runs: {', '.join(f'{x:.1f}' for x in ours)})")
-    print(f"stable-baselines3 SAC : {s:8.1f} gradient steps/s  (runs: {', '.join(f'{x:.1f}' for x in sb3)})")
-    print(f"ratio postbc / sb3    : {o / s:.2f}x")
+          f"2 critics, {args.threads} thread(s), torch {torch.__version__}, ours in {args.precision}"
+          + (" with LayerNorm" if args.layer_norm else ""))
+    print(f"postbc DSRL SAC update: {o:8.1f} gradient steps/s = {1000 / o:.1f} ms  (runs: {', '.join(f'{x:.1f}' for x in ours)})")
+    if sb3:
+        s = statistics.median(sb3)
+        print(f"stable-baselines3 SAC : {s:8.1f} gradient steps/s = {1000 / s:.1f} ms  (runs: {', '.join(f'{x:.1f}' for x in sb3)})")
+        print(f"ratio postbc / sb3    : {o / s:.2f}x")
 
 
 if __name__ == "__main__":
