@@ -1,7 +1,9 @@
 """DPPO (Ren et al. 2024): PPO through the last k denoising steps of DDPM sampling.
 
 Two MDPs, one inside the other. The env MDP steps once per action chunk (the shared loop's chunk
-transitions, reward 1 on the solving step, else 0). Inside each env step, the S-step DDPM chain is
+transitions). As in the reference, training episodes do not end at success: they run to the task's
+horizon (`postbc.envs.episodes.RunToHorizon`) and every solved step earns 1, so a chunk's reward
+counts its solved steps. Inside each env step, the S-step DDPM chain is
 a second MDP: step i draws x_{i+1} ~ N(mean(s, x_i, i), std_i^2 I) with std_i floored at `min_std`.
 The first S - k steps use the frozen pretrained denoiser, the last k a trainable copy; only those
 k steps are policy-gradient actions. Each gets its own PPO ratio and the env step's GAE advantage,
@@ -13,8 +15,8 @@ the clip grows from `clip_ratio_base` at the first finetuned step to `clip_ratio
 (`clip_schedule`, the reference's exponential ramp with rate 3).
 
 A rollout is `rollout_steps` vector steps, stored in a fixed-size `ReplayBuffer`. Then the value
-net V(s) (on normalized obs) gives GAE: success terminates (no bootstrap), the horizon truncates
-(bootstrap from V of the final obs); a trace is also cut, with a bootstrap, at the rollout's end,
+net V(s) (on normalized obs) gives GAE: the horizon is terminal (no bootstrap), an env's own earlier
+time limit truncates (bootstrap from V of the final obs); a trace is also cut, with a bootstrap, at the rollout's end,
 before a crashed transition and where a resumed run lost its envs. Then `epochs` passes over
 shuffled minibatches of denoising-step samples update actor and value net.
 
@@ -168,6 +170,7 @@ def load_dppo_policy(tensors: dict[str, torch.Tensor], cfg: DPPOConfig, base, so
 
 class DPPO:
     reward_kind = "zero_one"
+    episode_end = "horizon"  # the reference's episodes: reward 1 on every solved step, success does not end them
 
     def __init__(self, cfg: DPPOConfig, base, obs_dim: int, seed: int, num_envs: int):
         if not isinstance(getattr(base, "model", None), DiffusionPolicy):
