@@ -94,3 +94,26 @@ def test_best_of_n_fit_refuses_rollouts_without_a_failure_and_writes_nothing(tmp
     assert "10 episodes, 10 successful and 0 failed" in captured.out
     assert "all 10 rollout episodes succeeded" in captured.err and "nothing was written" in captured.err
     assert not (tmp_path / "fit").exists()
+
+
+def test_inspect_describes_a_rollouts_file(tmp_path, capsys):
+    rewards, episode, _ = _episodes(3, 2)
+    n = len(episode)
+    data = {"obs": np.zeros((n, 2), np.float32), "actions": np.zeros((n, 2, 1), np.float32), "rewards": rewards,
+            "next_obs": np.zeros((n, 2), np.float32), "dones": np.zeros(n, np.float32), "episode": episode}
+    save_rollouts(tmp_path / "rollouts.h5", data, obs_keys=("pos", "goal"), chunk=2, act_dim=1, task="line")
+    assert main(["inspect", str(tmp_path / "rollouts.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "Best-of-N rollouts" in out and "episodes: 5 (3 successful, 2 failed), chunks: 15" in out
+
+
+def test_a_foreign_hdf5_file_is_described_by_what_it_holds(tmp_path, capsys):
+    import h5py
+
+    with h5py.File(tmp_path / "foo.h5", "w") as f:
+        f["foo"] = np.zeros(3)
+    assert main(["inspect", str(tmp_path / "foo.h5")]) == 2
+    assert "top-level entries: foo (dataset)" in capsys.readouterr().err
+    assert main(["best-of-n-fit", "--rollouts", str(tmp_path / "foo.h5"), "--out", str(tmp_path / "fit")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a rollouts file" in err and err.count("next_obs") == 1  # the needed names, once

@@ -17,7 +17,7 @@ from postbc.io.config import require_positive
 @dataclasses.dataclass
 class InspectConfig:
     file: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="FILE")]
-    """robomimic-style HDF5 dataset."""
+    """robomimic-style HDF5 dataset, or a Best-of-N rollouts file."""
     filter_key: str | None = None
     """describe only the demos listed under mask/<filter_key>."""
     obs_keys: tuple[str, ...] | None = None
@@ -65,5 +65,10 @@ def describe(f: DemoFile, max_rows: int = 20) -> str:
 
 
 def run(cfg: InspectConfig) -> None:
+    from postbc.finetune.rollouts import describe_rollouts, is_rollouts_file
+
+    if is_rollouts_file(cfg.file):  # what `postbc finetune --algo best_of_n` writes (rollouts.h5)
+        print(describe_rollouts(cfg.file))
+        return
     f = read_demos(cfg.file, obs_keys=cfg.obs_keys, filter_key=cfg.filter_key)
     print(describe(f, cfg.max_rows))

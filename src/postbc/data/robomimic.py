@@ -253,6 +253,14 @@ def _check_consistent(demos: list[Demo], obs_keys: Sequence[str], path: Path) ->
                 )
 
 
+def hdf5_entries(f) -> str:
+    """The top-level entries of an open HDF5 file, each with its kind: 'foo (dataset), data (group)'."""
+    import h5py
+
+    kinds = [f"{k} ({'group' if isinstance(f[k], h5py.Group) else 'dataset'})" for k in sorted(f.keys())]
+    return ", ".join(kinds) or "nothing"
+
+
 def read_demos(
     path: Path,
     obs_keys: Sequence[str] | None = None,
@@ -269,7 +277,8 @@ def read_demos(
     path = Path(path)
     with _open(path) as f:
         if "data" not in f:
-            raise PostBCError(f"{path}: no 'data' group (top-level groups: {sorted(f.keys())}); this is not a robomimic-style dataset")
+            raise PostBCError(f"{path}: no 'data' group (top-level entries: {hdf5_entries(f)}); this is not a "
+                              "robomimic-style dataset")
         data = f["data"]
         env_args = _read_env_args(data, path)
         names = _select_demo_names(f, path, filter_key, max_demos)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from postbc.data.robomimic import hdf5_entries
 from postbc.errors import PostBCError
 from postbc.io.atomic import atomic_write
 
@@ -40,6 +41,32 @@ def save_rollouts(path: Path, data: dict[str, np.ndarray], *, obs_keys, chunk: i
     atomic_write(Path(path), write)
 
 
+def is_rollouts_file(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return all(k in f for k in KEYS)
+    except OSError:
+        return False
+
+
+def describe_rollouts(path: Path) -> str:
+    """What `postbc inspect` prints for a rollouts file: episodes, outcomes, chunks, sizes."""
+    from postbc.finetune.critic_check import rollout_counts
+
+    data, meta = load_rollouts(path)
+    successes, failures = rollout_counts(data["rewards"], data["episode"])
+    lengths = np.unique(data["episode"], return_counts=True)[1]
+    return "\n".join([
+        f"file: {path} (Best-of-N rollouts, postbc.finetune.rollouts format)",
+        f"task: {meta['task'] or '(not recorded)'}; collected by weights {meta['base_weights'] or '(not recorded)'}",
+        f"episodes: {successes + failures} ({successes} successful, {failures} failed), chunks: {len(data['obs'])}, "
+        f"chunks per episode min / mean / max: {lengths.min()} / {lengths.mean():.1f} / {lengths.max()}",
+        f"obs: {meta['obs_dim']} dims, keys {meta['obs_keys']}; actions: chunks of {meta['chunk']} x {meta['act_dim']}",
+    ])
+
+
 def load_rollouts(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Read and validate a rollouts file; every problem names the file, the key and the fix."""
     import h5py
@@ -49,8 +76,11 @@ def load_rollouts(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         raise PostBCError(f"rollouts file {path} does not exist; collect rollouts with `postbc finetune --algo best_of_n` or write one in the format of postbc.finetune.rollouts")
     with h5py.File(path, "r") as f:
         missing = [k for k in KEYS if k not in f]
+        if len(missing) == len(KEYS):
+            raise PostBCError(f"{path} is not a rollouts file: it holds none of the datasets {', '.join(KEYS)} (it holds "
+                              f"{hdf5_entries(f)}); see postbc.finetune.rollouts for the format")
         if missing:
-            raise PostBCError(f"rollouts file {path} lacks dataset(s) {missing}; it needs {list(KEYS)} (see postbc.finetune.rollouts)")
+            raise PostBCError(f"rollouts file {path} lacks dataset(s) {', '.join(missing)} (see postbc.finetune.rollouts)")
         data = {k: f[k][()] for k in KEYS}
         try:
             meta = {"obs_keys": json.loads(f.attrs["obs_keys"]), "chunk": int(f.attrs["chunk"]),
