@@ -62,3 +62,14 @@ def test_progress_bars_show_the_latest_values():
     show(bar, loss=0.12345, success=float("nan"), q=None)
     assert bar.values == {"loss": "0.123"}
     show(object(), loss=1.0)  # a disabled (quiet) bar without set_postfix is left alone
+
+
+def test_an_unknown_method_and_an_unknown_algo_answer_alike(capsys):
+    import pytest
+
+    for argv in (["pretrain", "--method", "foo", "--dataset", "d", "--out", "o"],
+                 ["finetune", "--algo", "foo", "--checkpoint", "c", "--task", "toy", "--out", "o"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert "invalid choice 'foo' for argument" in " ".join(capsys.readouterr().err.split())

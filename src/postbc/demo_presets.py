@@ -57,7 +57,7 @@ TOY = DemoSettings(
 PRESETS: dict[str, DemoSettings] = {
     QUICK: dataclasses.replace(
         TOY, epochs=1000, ensemble_size=16, ensemble_epochs=100, eval_episodes=100, finetune_steps=8000,
-        eval_every=2000, finetune_eval_episodes=50, warmup=500,
+        eval_every=2000, finetune_eval_episodes=50, warmup=500, sac_utd=4,  # fp32 updates on a CPU without AMX
     ),
     "toy": TOY,
     # pretraining as configs/baseline_lift.toml (5 demos: BC 0.835, PostBC 0.810 pretrained success)
