@@ -95,6 +95,8 @@ def test_finetune_best_of_n_on_the_line_task(tmp_path, line_spec):
     # the curve starts from the pretrained policy itself, not from an untrained critic's arbitrary pick
     base = evaluate(NoisePuppet(), line_spec, 32, seed=episode_seed(cfg.seed, 0, EVAL_SEED_STREAM), num_envs=2, backend="sync", quiet=True)
     assert float(rows[0]["eval_success"]) == pytest.approx(base.success_rate)
+    # IQL's own signal on held-out rollout chunks: its TD error falls as it trains
+    assert float(rows[-1]["heldout_td_error"]) < float(rows[0]["heldout_td_error"])
 
 
 def test_iql_scales_observations_with_the_policy_normalizer():

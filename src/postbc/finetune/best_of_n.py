@@ -101,6 +101,19 @@ def heldout_check(iql: IQL, heldout: dict[str, np.ndarray]) -> CriticCheck:
     return check_critic(q.numpy(), heldout["rewards"], heldout["episode"])
 
 
+@torch.no_grad()
+def heldout_signals(iql: IQL, heldout: dict[str, np.ndarray]) -> dict[str, float]:
+    """IQL's own convergence signals on chunks it never trained on: TD error of min-Q against r + gamma V(s'), mean V."""
+    if len(heldout["obs"]) == 0:
+        return {"heldout_td_error": math.nan, "heldout_v_mean": math.nan}
+    obs, next_obs = torch.as_tensor(heldout["obs"]), torch.as_tensor(heldout["next_obs"])
+    q = iql.q_value(obs, torch.as_tensor(heldout["actions"]).reshape(len(obs), -1))
+    v_next = iql.v(iql.scaled(next_obs)).squeeze(-1)
+    target = torch.as_tensor(heldout["rewards"]) + iql.gamma * (1 - torch.as_tensor(heldout["dones"])) * v_next
+    return {"heldout_td_error": float((q - target).pow(2).mean()),
+            "heldout_v_mean": float(iql.v(iql.scaled(obs)).mean())}
+
+
 def critic_verdict(check: CriticCheck, force: bool) -> tuple[bool, str]:
     """(act with the critic?, the sentence that says so)."""
     if check.passed:
@@ -233,7 +246,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
         r = evaluate(policy if acts else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, EVAL_SEED_STREAM),
                      num_envs=cfg.num_envs, backend=cfg.env_backend, quiet=True)
         return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high, "critic_auc": check.auc,
-                "critic_auc_low": check.auc_low, "acts_best_of_n": float(acts)}
+                "critic_auc_low": check.auc_low, "acts_best_of_n": float(acts), **heldout_signals(iql, heldout)}
 
     extra = {"rollout_success": successes / max(1, successes + failures), "rollout_transitions": len(data["obs"]),
              "heldout_episodes": len(np.unique(heldout["episode"]))}
