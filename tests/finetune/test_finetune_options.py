@@ -60,3 +60,18 @@ def test_a_horizon_shorter_than_one_chunk_is_refused_before_anything_is_written(
     with pytest.raises(PostBCError, match=r"horizon of 3 steps, shorter than one action chunk \(4 steps\)"):
         command.run(cfg, base=NoisePuppet(chunk=4), spec=fake_task_spec("line", horizon=3))
     assert not (tmp_path / "run").exists()
+
+
+def test_options_of_another_algorithm_are_refused_not_ignored():
+    with pytest.raises(ValueError, match=r"--sac\.\* options are read by --algo dsrl, dsrl_na, not by --algo dppo"):
+        command.run(FinetuneConfig(checkpoint="p", task="lift", out="o", algo="dppo", sac=SACConfig(hidden=64)))
+
+
+def test_a_sweep_gives_each_finetune_stage_only_its_algorithms_options():
+    from postbc.experiments.config import parse_sweep_config
+
+    cfg = parse_sweep_config({"name": "t", "grid": {"tasks": ["toy"], "demos": [5], "methods": ["bc"],
+                                                       "algos": ["dsrl", "best_of_n"], "seeds": [0]},
+                                 "finetune": {"steps": 100, "sac": {"hidden": 64}, "best_of_n": {"rollouts": 10}}})
+    assert cfg.finetune_options("toy", "dsrl") == {"steps": 100, "sac": {"hidden": 64}}
+    assert cfg.finetune_options("toy", "best_of_n") == {"steps": 100, "best_of_n": {"rollouts": 10}}

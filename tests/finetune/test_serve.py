@@ -15,7 +15,7 @@ from postbc.envs.vector import episode_seed
 from postbc.errors import PostBCError
 from postbc.evaluation import evaluate
 from postbc.finetune.command import run
-from postbc.finetune.config import BestOfNConfig, DPPOConfig, FinetuneConfig, IQLConfig, SACConfig
+from postbc.finetune.config import ALGO_SECTION, BestOfNConfig, DPPOConfig, FinetuneConfig, IQLConfig, SACConfig
 from postbc.finetune.dppo import DPPO
 from postbc.finetune.dsrl import DSRL
 from postbc.finetune.dsrl_na import DSRLNA
@@ -38,11 +38,17 @@ DPPO_CFG = DPPOConfig(finetune_steps=2, ddpm_steps=4, lr=3e-3, clip_ratio=0.2, c
 OBS = np.stack([np.zeros(6), np.linspace(-0.9, 0.9, 6)], 1).astype(np.float32)
 
 
+def _own_sections(**kw) -> FinetuneConfig:
+    """A FinetuneConfig from options for every algorithm, keeping only the chosen algorithm's section."""
+    foreign = set(ALGO_SECTION.values()) - {ALGO_SECTION[kw.get("algo", "dsrl")]}
+    return FinetuneConfig(**{k: v for k, v in kw.items() if k not in foreign})
+
+
 def _cfg(out, **kw):
     base = dict(checkpoint="puppet", task="line", out=out, steps=300, num_envs=4, eval_every=300, eval_episodes=12,
                 env_backend="sync", quiet=True, sac=SAC, dppo=DPPO_CFG)
     base.update(kw)
-    return FinetuneConfig(**base)
+    return _own_sections(**base)
 
 
 @pytest.fixture
@@ -204,7 +210,7 @@ def toy_base_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("algo", ["dsrl", "dsrl_na", "dppo", "best_of_n"])
 def test_postbc_eval_on_a_finetune_run(tmp_path, toy_base_dir, capsys, algo):
-    cfg = FinetuneConfig(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", algo=algo, steps=60, num_envs=2,
+    cfg = _own_sections(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", algo=algo, steps=60, num_envs=2,
                          eval_every=60, eval_episodes=2, env_backend="sync", quiet=True,
                          sac=dataclasses.replace(SAC, warmup_steps=20),
                          dppo=dataclasses.replace(DPPO_CFG, ddpm_steps=2, finetune_steps=1),

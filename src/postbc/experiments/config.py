@@ -134,8 +134,14 @@ class SweepConfig:
         return {**self.pretrain, **(override.pretrain if override else {})}
 
     def finetune_options(self, task: str, algo: str) -> dict[str, Any]:
+        """The finetune options of one stage; the options sections of other algorithms (a grid's shared
+        [finetune.sac] for its Best-of-N stages, say) are left out, as `postbc finetune` refuses them."""
+        from postbc.finetune.config import ALGO_SECTION
+
         override = self.task_overrides.get(task)
-        return _merge(_merge(self.finetune, self.algo_overrides.get(algo, {})), override.finetune if override else {})
+        merged = _merge(_merge(self.finetune, self.algo_overrides.get(algo, {})), override.finetune if override else {})
+        foreign = set(ALGO_SECTION.values()) - {ALGO_SECTION[algo]}
+        return {k: v for k, v in merged.items() if k not in foreign}
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

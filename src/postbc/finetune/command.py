@@ -32,6 +32,7 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     from postbc.finetune.base import base_fingerprint, check_policy_task, load_base_policy
     from postbc.io.runs import prepare_run_dir
 
+    cfg.check_options_belong_to_algo()
     spec = spec or get_task(cfg.task)
     if base is None:
         base = load_base_policy(cfg.checkpoint, spec)

@@ -9,6 +9,8 @@ from typing import Literal
 from postbc.io.config import require_choice, require_positive, require_range
 
 ALGOS = ("dsrl", "dsrl_na", "dppo", "best_of_n")
+# the options section each algorithm reads; the others' options would be silently ignored, so they are refused
+ALGO_SECTION = {"dsrl": "sac", "dsrl_na": "sac", "dppo": "dppo", "best_of_n": "best_of_n"}
 
 
 @dataclasses.dataclass
@@ -221,6 +223,16 @@ class FinetuneConfig:
         if self.algo in ("dsrl", "dsrl_na") and self.sac.warmup_steps >= self.steps:
             raise ValueError(f"sac.warmup_steps={self.sac.warmup_steps} is not below steps={self.steps}: the run would "
                              "end before SAC learns anything; raise --steps or lower --sac.warmup-steps")
+
+    def check_options_belong_to_algo(self) -> None:
+        """Refuse --sac.* / --dppo.* / --best-of-n.* options that the chosen algorithm does not read."""
+        defaults = {"sac": SACConfig(), "dppo": DPPOConfig(), "best_of_n": BestOfNConfig()}
+        for section, default in defaults.items():
+            if section != ALGO_SECTION[self.algo] and getattr(self, section) != default:
+                users = ", ".join(a for a, s in ALGO_SECTION.items() if s == section)
+                flag = section.replace("_", "-")
+                raise ValueError(f"--{flag}.* options are read by --algo {users}, not by --algo {self.algo} (it reads "
+                                 f"--{ALGO_SECTION[self.algo].replace('_', '-')}.*): drop them, or choose that algorithm")
 
     @property
     def checkpoint_interval(self) -> int:
