@@ -32,7 +32,7 @@ from postbc.finetune.rollouts import load_rollouts, save_rollouts
 from postbc.io.state import load_module_state, module_state
 from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from postbc.io.runs import MetricsLogger
-from postbc.utils import progress, show
+from postbc.utils import progress, seed_everything, show
 
 ROLLOUT_SEED_STREAM = 4
 
@@ -215,7 +215,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
     from postbc.evaluation import evaluate
     from postbc.io.config import to_jsonable
 
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     path = Path(cfg.out) / "rollouts.h5"
     if not (resuming and path.exists()):
         data = collect_rollouts(base, spec, cfg.best_of_n.rollouts, cfg.seed, cfg.best_of_n.workers, cfg.quiet)

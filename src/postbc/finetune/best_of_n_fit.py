@@ -61,6 +61,7 @@ def run(cfg: BestOfNFitConfig) -> dict:
     from postbc.finetune.rollouts import load_rollouts
     from postbc.io.config import to_jsonable
     from postbc.io.runs import prepare_run_dir
+    from postbc.utils import seed_everything
 
     data, meta = load_rollouts(cfg.rollouts)
     successes, failures = rollout_counts(data["rewards"], data["episode"])
@@ -83,7 +84,7 @@ def run(cfg: BestOfNFitConfig) -> dict:
         check_base_fingerprint(policy, meta.get("base_weights"), f"rollouts file {cfg.rollouts}",
                                relation="was collected by", other_fix=", or fit on rollouts of this policy")
     resuming = prepare_run_dir(cfg.out, cfg, command="best-of-n-fit")
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     from postbc.data.normalizer import MinMaxNormalizer
 

@@ -41,6 +41,7 @@ from postbc.finetune.rollout import ChunkStep
 from postbc.io.checkpoint import check_shapes
 from postbc.io.state import load_module_state, module_state
 from postbc.policies.diffusion import DiffusionPolicy
+from postbc.utils import seed_everything
 
 VALUE_LAYERS = 3
 EVAL_NOISE_SEED = 12345
@@ -179,8 +180,7 @@ class DPPO:
         self.cfg, self.base, self.num_envs = cfg, base, num_envs
         self.metric_names = ("policy_loss", "value_loss", "approx_kl", "clip_fraction", "explained_variance",
                              "denoising_std") + (("bc_loss",) if cfg.bc_coef > 0 else ())
-        torch.manual_seed(seed)
-        self.np_rng = np.random.default_rng(seed)
+        self.np_rng = seed_everything(seed)
         S, k = cfg.ddpm_steps, cfg.finetune_steps
         self.first_ft = S - k  # index of the first finetuned denoising step
         self.policy = split_policy(base.model, cfg)

@@ -23,6 +23,7 @@ from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import SAC
 from postbc.io.checkpoint import check_shapes
 from postbc.io.state import load_module_state, module_state
+from postbc.utils import seed_everything
 
 
 def sac_from_config(cfg: SACConfig, obs_dim: int, act_dim: int) -> SAC:
@@ -104,8 +105,7 @@ class DSRL:
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
         self.cfg, self.base = cfg, base
         self.noise_dim = base.chunk * base.act_dim
-        torch.manual_seed(seed)
-        self.np_rng = np.random.default_rng(seed)
+        self.np_rng = seed_everything(seed)
         self.sac = sac_from_config(cfg, obs_dim, self.noise_dim)
         self.scale_obs = obs_scaler(base, cfg)
         self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (self.noise_dim,)))

@@ -30,6 +30,7 @@ from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollout import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
 from postbc.io.state import load_module_state, module_state
+from postbc.utils import seed_everything
 
 
 class DSRLNA(nn.Module):
@@ -41,8 +42,7 @@ class DSRLNA(nn.Module):
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
         super().__init__()
         self.cfg, self.base = cfg, base
-        torch.manual_seed(seed)
-        self.np_rng = np.random.default_rng(seed)
+        self.np_rng = seed_everything(seed)
         dim = base.chunk * base.act_dim  # noise and chunk have the same size
         self.noise_dim = dim
         width = dict(hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation, layer_norm=cfg.layer_norm)
