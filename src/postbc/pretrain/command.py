@@ -89,9 +89,9 @@ class PretrainConfig:
     checkpoint_every: int = 25
     """Epochs between resume checkpoints (policy and ensemble)."""
     threads: int = 1
-    """torch CPU threads (0: torch's default, one per core). 1 by default: small networks gain little from
-    more, and on a shared machine extra threads stall (a drawer-open PostBC pretrain took 3 min 47 s with
-    torch's default and 38 s with 1)."""
+    """torch CPU threads (0: torch's default, one per core). 1 by default, measured on 2 cores (a small
+    PostBC pretrain, docs/pretraining.md): idle, 1 thread 12.9 s vs 10.7 s with torch's default; beside
+    two busy processes, 21.8 s vs 48.2 s."""
     quiet: bool = False
     """No progress bars."""
 
