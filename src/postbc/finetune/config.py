@@ -56,8 +56,8 @@ class SACConfig:
     """DSRL-NA only: noise-critic distillation steps per update (paper: 10-20)."""
     precision: str = "fp32"
     """fp32 | bf16: bf16 runs the actor's and critics' hidden layers in bfloat16 (autocast; weights,
-    optimizer, output layers and the frozen diffusion policy stay fp32). About 2-3x faster updates
-    on CPUs with AMX (docs/finetuning.md); fp32 is the reference."""
+    optimizer, output layers and the frozen diffusion policy stay fp32). About 1.5x faster updates
+    on CPUs with AMX, 12x slower on CPUs without (docs/finetuning.md); fp32 is the reference."""
 
     def __post_init__(self):
         require_choice("sac.activation", self.activation, ("relu", "tanh", "gelu", "silu"))
