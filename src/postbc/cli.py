@@ -13,7 +13,7 @@ from postbc.errors import PostBCError
 
 # name -> (module, config class, summary)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("postbc.demo", "DemoConfig", "Collect demos, pretrain BC and PostBC, finetune both briefly with DSRL; lift if robosuite is installed, else toy (--quick: toy, ~2 min)."),
+    "demo": ("postbc.demo", "DemoConfig", "Collect demos, pretrain BC and PostBC, finetune both briefly with DSRL; lift if robosuite is installed, else toy (--quick: toy, ~2.5 min)."),
     "theory": ("postbc.theory.command", "TheoryConfig", "Run the tabular theory experiments (paper section 2)."),
     "pretrain": ("postbc.pretrain.command", "PretrainConfig", "Pretrain a diffusion policy from demos with bc, sigma_bc or postbc."),
     "finetune": ("postbc.finetune.command", "FinetuneConfig", "Finetune a pretrained policy with DSRL-SAC, DSRL-NA, DPPO or Best-of-N."),

@@ -11,7 +11,7 @@
    per-phase wall times; demo.png shows pretrained vs finetuned success and the finetuning curves.
 
 The task and the size of every phase come from a preset (`postbc.demo_presets`): robosuite lift
-when robosuite is installed, else the toy task; `--quick` is a ~2-minute toy run.
+when robosuite is installed, else the toy task; `--quick` is a ~2.5-minute toy run.
 
 Re-running with the same --out and options reuses every finished phase (and resumes a killed
 one); with other options the directory is refused, so one directory never mixes two demos.
@@ -47,7 +47,7 @@ class DemoConfig:
     task: str = AUTO
     """auto (lift if robosuite is installed, else toy) | toy | lift | any task with a scripted expert (lift's settings)."""
     quick: bool = False
-    """Toy task at a small size: about 2 minutes on 2 cores, finetuning included."""
+    """Toy task at a small size: about 2.5 minutes on 2 cores, finetuning included."""
     seed: int = 0
     """Seed of the demos, training, finetuning and evaluation."""
     demos: int | None = None
@@ -149,7 +149,7 @@ def run(cfg: DemoConfig) -> list[MethodResult]:
     expert_operators(s.task)  # refuses a task without a scripted expert
     if cfg.task == AUTO and not cfg.quick:
         why = "robosuite is installed" if s.task == "lift" else 'robosuite is not installed: pip install -e ".[sim]" for lift'
-        say(f"task: {s.task} ({why}; --quick for a 2-minute toy run, --task to choose)")
+        say(f"task: {s.task} ({why}; --quick for a 2.5-minute toy run, --task to choose)")
     prepare_demo_dir(cfg.out, s)
     phases = Phases(cfg.out / "phases.json")
 

@@ -1,11 +1,11 @@
 """Settings of `postbc demo`: which task it runs and how big each phase is.
 
 `--task auto` (the default) runs robosuite lift when robosuite imports (the `sim` extra), else
-the toy task; `--quick` runs the toy task at a size that finishes in about 2 minutes on 2 cores.
+the toy task; `--quick` runs the toy task at a size that finishes in about 2.5 minutes on 2 cores (151 s measured).
 Any other registered task with a scripted expert (e.g. `can`, `mw-drawer-open`) runs with the
 lift preset's settings. Each `DemoConfig` option left unset takes the preset's value.
 
-Budgets (2 idle cores): quick <= 2 min, lift <= 15 min, toy a few minutes.
+Budgets (2 idle cores): quick <= 2 min (issue 14; 151 s measured on 2026-12-01), lift <= 15 min, toy a few minutes.
 """
 
 from __future__ import annotations
