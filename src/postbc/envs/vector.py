@@ -283,6 +283,7 @@ class VectorEnv:
         self.episode_index = np.arange(self.num_envs)
         self._next_episode = self.num_envs
         self._last_obs: list[Any] = [None] * self.num_envs
+        self._pending: list[tuple[int, str, Any]] | None = None  # the step sent by step_async, not yet collected
         self.backend = "sync" if backend == "auto" and (self.num_envs == 1 or self.spec.in_process) else backend
         if self.backend in ("auto", "async"):
             try:
@@ -343,7 +344,7 @@ class VectorEnv:
 
     def step_async(self, actions: np.ndarray) -> None:
         """Send one step's actions; with worker processes the envs step while the caller works (`step_wait` collects)."""
-        if getattr(self, "_pending", None) is not None:
+        if self._pending is not None:
             raise RuntimeError("step_async called twice without step_wait")
         actions = np.asarray(actions, dtype=np.float32)
         act_dim = self.spec.act_dim
@@ -361,7 +362,7 @@ class VectorEnv:
 
     def step_wait(self):
         """The results of the last `step_async`, with finished episodes reset (see the module docstring)."""
-        if getattr(self, "_pending", None) is None:
+        if self._pending is None:
             raise RuntimeError("step_wait called without step_async")
         cmds, self._pending = self._pending, None
         results = self._recv_all(cmds)

@@ -41,11 +41,7 @@ def noise_actor(cfg: SACConfig, obs_dim: int, noise_dim: int) -> TanhGaussianAct
 def obs_scaler(base, cfg: SACConfig):
     """obs (B, D) tensor -> what the networks see: scaled by the base policy's normalizer, or unchanged."""
     normalizer = getattr(base, "obs_normalizer", None) if cfg.normalize_obs else None
-    if normalizer is None:
-        return lambda obs: obs
-    center = torch.as_tensor(normalizer.center, dtype=torch.float32)
-    scale = torch.as_tensor(normalizer.scale, dtype=torch.float32)
-    return lambda obs: (obs - center) / scale
+    return normalizer.normalize if normalizer is not None else (lambda obs: obs)
 
 
 def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:

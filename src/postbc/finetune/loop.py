@@ -42,6 +42,7 @@ from postbc.utils import progress, show
 ENV_SEED_STREAM = 2
 EVAL_SEED_STREAM = 3
 
+
 class Algorithm(Protocol):
     reward_kind: str
     episode_end: str
@@ -166,18 +167,16 @@ class Trainer:
 
     def _log(self, logger, env_steps, updates, wall, finished, acc, crashes) -> dict[str, float]:
         policies = self.algo.eval_policies() if hasattr(self.algo, "eval_policies") else {"eval": self.algo.eval_policy()}
-        if self.pretrained is not None:
+        if self.pretrained is not None and env_steps == 0:  # later rows leave the pretrained_* columns empty
             policies["pretrained"] = self.pretrained
-        results = {prefix: self._evaluate(policy) if prefix != "pretrained" or env_steps == 0 else None
-                   for prefix, policy in policies.items()}
+        results = {prefix: self._evaluate(policy) for prefix, policy in policies.items()}
         row: dict[str, Any] = {
             "env_steps": env_steps, "wall_time": wall, "updates": updates,
             "train_success": float(np.mean(finished)) if finished else math.nan, "train_episodes": len(finished),
             "eval_length": results["eval"].mean_length, "env_crashes": crashes,
         }
         for prefix, res in results.items():
-            row.update({f"{prefix}_success": res.success_rate if res else math.nan,
-                        f"{prefix}_low": res.ci_low if res else math.nan, f"{prefix}_high": res.ci_high if res else math.nan})
+            row.update({f"{prefix}_success": res.success_rate, f"{prefix}_low": res.ci_low, f"{prefix}_high": res.ci_high})
         for k in self.algo.metric_names:
             row[k] = float(torch.stack(acc[k]).float().mean()) if acc.get(k) else math.nan
         logger.log(row)
