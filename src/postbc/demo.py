@@ -29,7 +29,7 @@ import numpy as np
 
 from postbc.demo_presets import AUTO, DemoSettings, choose_task, overridable, preset_for
 from postbc.demo_report import MethodResult, Success
-from postbc.io.config import require_positive
+from postbc.io.config import require_device_name, require_positive
 
 T = TypeVar("T")
 METHODS = ("bc", "postbc")
@@ -74,6 +74,8 @@ class DemoConfig:
     """DSRL env steps with the base policy's own noise before learning starts (default: the preset's)."""
     probe_states: int | None = None
     """Toy task: rare and common probe states (each) at which the action spread is measured (default 64)."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N: where pretraining, evaluation and finetuning compute (auto: CUDA when present)."""
     quiet: bool = False
     """No progress bars."""
 
@@ -87,6 +89,7 @@ class DemoConfig:
                 require_positive(name, getattr(self, name), allow_zero=True)
         if self.ensemble_size is not None and self.ensemble_size < 2:
             raise ValueError(f"ensemble_size={self.ensemble_size} must be >= 2 for a posterior covariance")
+        require_device_name("device", self.device)
         if self.quick and self.task not in (AUTO, "toy"):
             raise ValueError(f"quick runs the toy task; drop --quick to run task={self.task!r}")
         self.out = Path(self.out if self.out is not None else ("runs/demo-quick" if self.quick else "runs/demo"))
@@ -137,6 +140,7 @@ def prepare_demo_dir(out: Path, settings: DemoSettings) -> None:
 
 
 def run(cfg: DemoConfig) -> list[MethodResult]:
+    from postbc.device import resolve_device
     from postbc.envs.registry import get_task
     from postbc.experts.registry import expert_operators
     from postbc.io.checkpoint import checkpoint_exists
@@ -145,6 +149,7 @@ def run(cfg: DemoConfig) -> list[MethodResult]:
     say = (lambda msg: None) if is_quiet(cfg.quiet) else print
     t_start = time.perf_counter()
     s = cfg.settings()
+    resolve_device(cfg.device)  # refused before anything is written
     get_task(s.task)
     expert_operators(s.task)  # refuses a task without a scripted expert
     if cfg.task == AUTO and not cfg.quick:
@@ -159,15 +164,15 @@ def run(cfg: DemoConfig) -> list[MethodResult]:
     policies, pretrained = {}, {}
     for method in METHODS:
         policies[method] = phases.run(f"pretrain {method}", checkpoint_exists(cfg.out / method / "policy"),
-                                      lambda: pretrain(s, method, dataset, cfg.out / method, cfg.quiet))
+                                      lambda: pretrain(s, method, dataset, cfg.out / method, cfg.quiet, cfg.device))
         eval_path = cfg.out / f"{method}_eval.json"
         pretrained[method] = phases.run(f"eval {method}", eval_path.exists(),
-                                        lambda: evaluate_pretrained(s, cfg.out / method, eval_path, cfg.quiet))
+                                        lambda: evaluate_pretrained(s, cfg.out / method, eval_path, cfg.quiet, cfg.device))
     curves = {}
     for method in METHODS:
         run_dir = cfg.out / f"{method}_dsrl"
         curves[method] = phases.run(f"finetune {method}", checkpoint_exists(run_dir / "finetuned"),
-                                    lambda: finetune(s, cfg.out / method, run_dir, cfg.quiet))
+                                    lambda: finetune(s, cfg.out / method, run_dir, cfg.quiet, cfg.device))
     spread, coverage_plots = phases.run("coverage", False, lambda: coverage(s, policies, cfg.out))
 
     results = []
@@ -190,31 +195,31 @@ def collect_demos(s: DemoSettings, path: Path, quiet: bool) -> None:
     atomic_write(path, lambda tmp: collect(s.task, s.demos, tmp, seed=s.seed, overwrite=True, quiet=quiet))
 
 
-def pretrain(s: DemoSettings, method: str, dataset: Path, out: Path, quiet: bool):
+def pretrain(s: DemoSettings, method: str, dataset: Path, out: Path, quiet: bool, device: str = "cpu"):
     from postbc.pretrain.command import PretrainConfig
     from postbc.pretrain.command import run as run_pretrain
 
     return run_pretrain(PretrainConfig(
         method=method, dataset=dataset, out=out, seed=s.seed, epochs=s.epochs, hidden=s.hidden,
         batch_size=s.batch_size, lr=s.lr, threads=TRAIN_THREADS, ensemble_size=s.ensemble_size,
-        ensemble_epochs=s.ensemble_epochs, alpha=s.alpha, quiet=quiet,
+        ensemble_epochs=s.ensemble_epochs, alpha=s.alpha, device=device, quiet=quiet,
     ))
 
 
-def evaluate_pretrained(s: DemoSettings, run_dir: Path, path: Path, quiet: bool) -> Success:
+def evaluate_pretrained(s: DemoSettings, run_dir: Path, path: Path, quiet: bool, device: str = "cpu") -> Success:
     """Success of a pretrained policy (its own noise ~ N(0, I)); the result is cached in `path`."""
     from postbc.evaluation_command import evaluate_checkpoint
     from postbc.io.atomic import atomic_write_json
 
     if not path.exists():
         _, _, result = evaluate_checkpoint(run_dir, s.task, s.eval_episodes, s.seed + 1000, s.eval_envs,
-                                           backend=s.env_backend, quiet=quiet)
+                                           backend=s.env_backend, quiet=quiet, device=device)
         atomic_write_json(path, result.to_dict())
     r = json.loads(path.read_text())
     return Success(r["success_rate"], r["ci_low"], r["ci_high"], r["episodes"])
 
 
-def finetune(s: DemoSettings, checkpoint: Path, out: Path, quiet: bool) -> dict[str, np.ndarray]:
+def finetune(s: DemoSettings, checkpoint: Path, out: Path, quiet: bool, device: str = "cpu") -> dict[str, np.ndarray]:
     """DSRL-SAC from `checkpoint` (resumed or skipped when `out` holds it); its evaluations as arrays."""
     from postbc.finetune.command import run as run_finetune
     from postbc.finetune.config import FinetuneConfig, SACConfig
@@ -225,7 +230,7 @@ def finetune(s: DemoSettings, checkpoint: Path, out: Path, quiet: bool) -> dict[
         run_finetune(FinetuneConfig(
             checkpoint=checkpoint, task=s.task, out=out, algo="dsrl", steps=s.finetune_steps, seed=s.seed,
             num_envs=s.finetune_envs, eval_every=s.eval_every, eval_episodes=s.finetune_eval_episodes,
-            threads=TRAIN_THREADS, env_backend=s.env_backend, quiet=quiet,
+            threads=TRAIN_THREADS, env_backend=s.env_backend, device=device, quiet=quiet,
             sac=SACConfig(hidden=s.sac_hidden, utd=s.sac_utd, warmup_steps=s.warmup, precision=s.sac_precision),
         ))
     rows = [r for r in read_metrics(out) if r.get("eval_success") not in (None, "")]

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from postbc.io.config import require_choice, require_positive
+from postbc.io.config import require_choice, require_device_name, require_positive
 
 
 @dataclasses.dataclass
@@ -28,6 +28,8 @@ class EvalConfig:
     DSRL / DSRL-NA policies act deterministically, DPPO and Best-of-N draw their noise from this seed)."""
     backend: str = "auto"
     """auto | async (one worker process per env) | sync (all envs in this process)."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N: where the policy computes (auto: CUDA when present); envs run on CPU processes."""
     out: Path | None = None
     """also write the result (with per-episode success and length) to this JSON file."""
     frames: Path | None = None
@@ -39,16 +41,20 @@ class EvalConfig:
         require_positive("episodes", self.episodes)
         require_positive("num_envs", self.num_envs)
         require_choice("backend", self.backend, ("auto", "async", "sync"))
+        require_device_name("device", self.device)
 
 
 def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed: int, num_envs: int, *,
-                        backend: str = "auto", quiet: bool = False, base: Path | None = None):
+                        backend: str = "auto", quiet: bool = False, base: Path | None = None, device: str = "cpu"):
     """Load a policy, check it fits `task` (default: the one it was trained for), evaluate it.
 
     `checkpoint`: a pretrained policy, or a finetune run directory served by
     `postbc.finetune.serve.load_finetuned_policy` (on `base`, default: the run's own checkpoint).
+    `device`: a `--device` value; refused (before any env starts) when this machine does not have it.
     Returns (policy, task spec, EvalResult). Shared by `postbc eval` and the sweep's eval stage.
     """
+    from postbc.device import resolve_for_run
+
     from postbc.envs.compat import check_dataset_matches_task
     from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
@@ -56,13 +62,14 @@ def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed:
     from postbc.finetune.serve import is_finetune_run, load_finetuned_policy
     from postbc.policies.pretrained import PretrainedPolicy
 
+    torch_device = resolve_for_run(device)
     if is_finetune_run(checkpoint):
-        policy = load_finetuned_policy(checkpoint, base, seed=seed)
+        policy = load_finetuned_policy(checkpoint, base, seed=seed, device=torch_device)
     elif base is not None:
         raise PostBCError(f"--base applies to finetune run directories; {checkpoint} is not one (drop --base to "
                           "evaluate it as a pretrained policy)")
     else:
-        policy = PretrainedPolicy.load(checkpoint)
+        policy = PretrainedPolicy.load(checkpoint, device=torch_device)
     task = task or (policy.env_args.get("env_kwargs") or {}).get("task") or getattr(policy, "task", None)
     if not task:
         raise PostBCError(f"checkpoint {checkpoint} does not name the task it was trained for; pass --task")
@@ -80,7 +87,7 @@ def run(cfg: EvalConfig) -> None:
     from postbc.io.atomic import atomic_write_json
 
     policy, spec, result = evaluate_checkpoint(cfg.checkpoint, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs,
-                                               backend=cfg.backend, quiet=cfg.quiet, base=cfg.base)
+                                               backend=cfg.backend, quiet=cfg.quiet, base=cfg.base, device=cfg.device)
     print(result.summary())
     if cfg.out is not None:
         finetuned = {"algo": policy.algo} if hasattr(policy, "algo") else {}

@@ -14,6 +14,7 @@ class StandinConfig:
     steps: int = 3
     sleep: float = 0.0
     fail: bool = False
+    device: str = "auto"
 
 
 def run(cfg: StandinConfig) -> None:
@@ -21,6 +22,7 @@ def run(cfg: StandinConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "starts.txt", "a") as f:
         f.write("start\n")
+    (out / "device.txt").write_text(cfg.device)
     if cfg.fail:
         raise RuntimeError("stand-in stage asked to fail")
     ckpt = out / "step.json"

@@ -121,7 +121,7 @@ def test_dsrl_na_noise_critic_tracks_the_action_critic_through_the_policy(line_s
     """Q_W(s, w) is distilled toward Q_A(s, pi_dp(s, w)): after training they agree on fresh (s, w)."""
     from postbc.finetune.dsrl_na import DSRLNA
 
-    cfg = dataclasses.replace(FAST_SAC, warmup_steps=0, noise_critic_steps=5)
+    cfg = dataclasses.replace(FAST_SAC, warmup_steps=0, noise_critic_steps=5, utd=1, batch_size=64)
     algo = DSRLNA(cfg, NoisePuppet(), 2, seed=0)
     rng = np.random.default_rng(0)
     obs = rng.uniform(-1, 1, (512, 2)).astype(np.float32)
@@ -130,7 +130,7 @@ def test_dsrl_na_noise_critic_tracks_the_action_critic_through_the_policy(line_s
     algo.replay.add(obs=torch.as_tensor(obs), action=torch.as_tensor(chunk), next_obs=torch.as_tensor(obs),
                     reward=torch.as_tensor(-np.abs(obs[:, 1] - chunk.sum(1) / 2)), done=torch.ones(512))
     for _ in range(300):
-        algo.gradient_step(**algo.replay.sample(64))
+        algo.update(env_steps=0)
     s, fresh = torch.as_tensor(obs[:256]), torch.as_tensor(rng.uniform(-1.5, 1.5, (256, 2)).astype(np.float32))
     with torch.no_grad():
         q_w = algo.q_w(s, fresh).min(0).values

@@ -20,6 +20,7 @@ from typing import Any
 from postbc.experiments.config import SweepConfig
 
 KINDS = ("collect", "pretrain", "eval", "finetune")
+DEVICE_KINDS = ("pretrain", "finetune")  # stages whose networks may compute on a GPU; collect and eval are env-bound
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,11 @@ class Stage:
     config: dict[str, Any]  # JSON-able keyword arguments of `config_class`
     params: dict[str, Any]  # grid coordinates, for the report
     deps: tuple[str, ...] = ()
+
+    @property
+    def uses_device(self) -> bool:
+        """Whether the stage trains networks (and so takes a GPU when the sweep gives it one)."""
+        return self.kind in DEVICE_KINDS
 
 
 def data_name(task: str, demos: int, data_seed: int) -> str:

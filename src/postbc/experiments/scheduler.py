@@ -27,11 +27,45 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class LocalBackend:
-    """A pool of spawned worker processes on this machine."""
+class GpuSlots:
+    """Which visible GPU the next device stage runs on: the one running the fewest stages (ties: lowest index)."""
 
-    def __init__(self, max_workers: int, cpus_per_run: int):
+    def __init__(self, gpus: list[str]):
+        self.running = {gpu: 0 for gpu in gpus}
+
+    def acquire(self) -> str:
+        gpu = min(self.running, key=lambda g: (self.running[g], list(self.running).index(g)))
+        self.running[gpu] += 1
+        return gpu
+
+    def release(self, gpu: str) -> None:
+        self.running[gpu] -= 1
+
+
+def stage_devices(gpus_per_run: float) -> list[str]:
+    """The GPUs a sweep places device stages on ([] for a CPU sweep), refused when it asks for GPUs there are none of."""
+    if gpus_per_run <= 0:
+        return []
+    from postbc.device import available_devices
+
+    gpus = available_devices()[1:]
+    if not gpus:
+        raise PostBCError(f"--gpus-per-run {gpus_per_run}: this machine has no CUDA device (available: cpu); "
+                          "drop the option to run the sweep on CPUs")
+    return gpus
+
+
+class LocalBackend:
+    """A pool of spawned worker processes on this machine.
+
+    With GPUs (`gpus`, e.g. ["cuda:0", "cuda:1"]), each pretrain / finetune stage gets the least busy
+    one as its `--device`; collect and eval stages and GPU-less sweeps run on the CPU.
+    """
+
+    def __init__(self, max_workers: int, cpus_per_run: int, gpus: list[str] | None = None):
         self.max_workers, self.cpus = max_workers, cpus_per_run
+        self.gpus = GpuSlots(gpus) if gpus else None
+        self.placed: dict[Future, str] = {}
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -39,16 +73,22 @@ class LocalBackend:
                                    initializer=init_worker, initargs=(self.cpus,))
 
     def submit(self, stage: Stage) -> Future:
+        device = self.gpus.acquire() if self.gpus is not None and stage.uses_device else "cpu"
         try:
-            return self.pool.submit(execute_stage, stage, self.cpus)
+            fut = self.pool.submit(execute_stage, stage, self.cpus, device)
         except BrokenProcessPool:  # a worker died earlier: the stages it took down were recorded; start afresh
             self.pool = self._new_pool()
-            return self.pool.submit(execute_stage, stage, self.cpus)
+            fut = self.pool.submit(execute_stage, stage, self.cpus, device)
+        if device != "cpu":
+            self.placed[fut] = device
+        return fut
 
     def wait(self, handles: list[Future]) -> list[tuple[Future, dict[str, Any]]]:
         done, _ = wait_futures(handles, return_when=FIRST_COMPLETED)
         results = []
         for fut in done:
+            if fut in self.placed:
+                self.gpus.release(self.placed.pop(fut))
             try:
                 results.append((fut, fut.result()))
             except BrokenProcessPool as e:  # out of memory, killed: every stage on the pool is lost
@@ -64,18 +104,24 @@ def _died(error: str) -> dict[str, Any]:
 
 
 class RayBackend:
-    """Each stage is a Ray task declaring `cpus_per_run` CPUs; Ray places it on the cluster."""
+    """Each stage is a Ray task declaring `cpus_per_run` CPUs, and pretrain / finetune stages also
+    `gpus_per_run` GPUs (Ray makes the granted GPU the task's cuda:0); Ray places it on the cluster."""
 
-    def __init__(self, address: str | None, cpus_per_run: int, init_kwargs: dict[str, Any] | None = None):
+    def __init__(self, address: str | None, cpus_per_run: int, init_kwargs: dict[str, Any] | None = None,
+                 gpus_per_run: float = 0.0):
         ray = import_ray()
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, **(init_kwargs or {}))
         self.ray = ray
         self.remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(execute_stage)
+        self.remote_gpu = (ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_stage)
+                           if gpus_per_run > 0 else None)
         self.cpus = cpus_per_run
 
     def submit(self, stage: Stage) -> Any:
-        return self.remote.remote(stage, self.cpus)
+        if self.remote_gpu is not None and stage.uses_device:
+            return self.remote_gpu.remote(stage, self.cpus, "cuda")
+        return self.remote.remote(stage, self.cpus, "cpu")
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
         done, _ = self.ray.wait(handles, num_returns=1)

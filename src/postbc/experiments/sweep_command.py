@@ -37,6 +37,9 @@ class SweepCommandConfig:
     """local backend: stages run at once (0: CPU cores // cpus_per_run)."""
     cpus_per_run: int = 1
     """CPUs (torch threads) each stage uses; the Ray backend declares them as the task's resources."""
+    gpus_per_run: float = 0.0
+    """GPUs each pretrain / finetune stage uses (0: everything on CPUs). Local backend: each such stage gets the
+    least busy visible GPU as --device; Ray: the task requests num_gpus (a fraction shares a GPU)."""
     only: str | None = None
     """run only the stages whose name contains this text, plus the stages they depend on (e.g. "pretrain/")."""
     dry_run: bool = False
@@ -48,6 +51,7 @@ class SweepCommandConfig:
         require_choice("backend", self.backend, BACKENDS)
         require_positive("max_workers", self.max_workers, allow_zero=True)
         require_positive("cpus_per_run", self.cpus_per_run)
+        require_positive("gpus_per_run", self.gpus_per_run, allow_zero=True)
         self.config = Path(self.config)
         self.out = Path(self.out) if self.out is not None else Path("runs") / self.config.stem
 
@@ -67,12 +71,13 @@ def select(stages, only: str | None):
     return [s for s in stages if s.name in keep]
 
 
-def make_backend(cfg: SweepCommandConfig, ray_init: dict | None = None):
+def make_backend(cfg: SweepCommandConfig, ray_init: dict | None = None, gpus: list[str] | None = None):
+    """The backend of `cfg`; `gpus`: the local GPUs device stages are placed on (`stage_devices`)."""
     from postbc.experiments.scheduler import LocalBackend, RayBackend, default_workers
 
     if cfg.backend == "ray":
-        return RayBackend(cfg.ray_address, cfg.cpus_per_run, init_kwargs=ray_init)
-    return LocalBackend(cfg.max_workers or default_workers(cfg.cpus_per_run), cfg.cpus_per_run)
+        return RayBackend(cfg.ray_address, cfg.cpus_per_run, init_kwargs=ray_init, gpus_per_run=cfg.gpus_per_run)
+    return LocalBackend(cfg.max_workers or default_workers(cfg.cpus_per_run), cfg.cpus_per_run, gpus)
 
 
 def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
@@ -81,11 +86,13 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     from postbc.experiments import markers
     from postbc.experiments.config import load_sweep_config
     from postbc.experiments.plan import plan_sweep
-    from postbc.experiments.scheduler import run_stages
+    from postbc.experiments.scheduler import run_stages, stage_devices
     from postbc.io.atomic import atomic_write_json
     from postbc.io.config import to_jsonable
 
     sweep = load_sweep_config(cfg.config)
+    # a Ray cluster's GPUs are Ray's to count; a local sweep is refused here when it asks for GPUs this machine lacks
+    gpus = stage_devices(cfg.gpus_per_run) if cfg.backend == "local" else []
     stages = select(plan_sweep(sweep, cfg.out), cfg.only)
     if not stages:
         raise PostBCError(f"--only {cfg.only!r} matches no stage of {cfg.config}; names look like pretrain/toy-d5-bc-s0")
@@ -105,7 +112,7 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
         elif kind in ("started", "blocked"):
             print(f"[{time.perf_counter() - t0:7.1f}s] {kind:8s} {name}", flush=True)
 
-    backend = make_backend(cfg, ray_init)
+    backend = make_backend(cfg, ray_init, gpus)
     try:
         result = run_stages(stages, backend, on_event)
     finally:

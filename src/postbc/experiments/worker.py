@@ -11,6 +11,7 @@ Exceptions never leave `execute_stage`: one failing stage does not stop the othe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import importlib
 import os
@@ -85,8 +86,11 @@ def _output_to(log_path: Path) -> Iterator[None]:
                 os.close(fd)
 
 
-def execute_stage(stage: Stage, cpus: int = 1) -> dict[str, Any]:
-    """Run `stage` unless it is done; returns {"name", "status": done | skipped | failed, "error", "wall_time_s"}."""
+def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dict[str, Any]:
+    """Run `stage` unless it is done; returns {"name", "status": done | skipped | failed, "error", "wall_time_s"}.
+
+    `device` ("cpu", "cuda:1", ...) is given to the stage's command as its `device` option when its
+    config has one (placement is the backend's decision, not the sweep config's)."""
     limit_threads(cpus)
     with _stage_lock(stage.dir):
         if markers.is_done(stage.dir):  # finished by a sweep that was killed before it heard back
@@ -99,7 +103,12 @@ def execute_stage(stage: Stage, cpus: int = 1) -> dict[str, Any]:
             with _output_to(stage.dir / "stage.log"):
                 print(f"=== {stage.name} started {time.ctime()}", flush=True)
                 module = importlib.import_module(stage.module)
-                cfg = _build_config(getattr(module, stage.config_class), stage.config)
+                cls = getattr(module, stage.config_class)
+                options = stage.config
+                if device is not None and "device" in {f.name for f in dataclasses.fields(cls)}:
+                    options = {**options, "device": device}
+                    print(f"device: {device}", flush=True)
+                cfg = _build_config(cls, options)
                 module.run(cfg)
         except BaseException as e:  # noqa: BLE001 - every failure, even SystemExit, is recorded
             wall = time.perf_counter() - t0

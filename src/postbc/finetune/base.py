@@ -70,7 +70,16 @@ def check_chunk(expected: int, got: int, what: str, source: str) -> None:
 
 
 def base_actions(policy: Any, obs: np.ndarray | torch.Tensor, noise: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Deterministic chunk (B, chunk, act_dim) of the frozen policy from noise (B, chunk*act_dim) or (B, chunk, act_dim)."""
+    """Deterministic chunk (B, chunk, act_dim) of the frozen policy from noise (B, chunk*act_dim) or (B, chunk, act_dim).
+
+    A `PretrainedPolicy` computes on its own device and returns the chunk there (`act_tensor`);
+    any other policy object (test puppets) gets numpy and returns a CPU tensor.
+    """
+    if hasattr(policy, "act_tensor"):
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        noise_t = torch.as_tensor(noise, dtype=torch.float32).reshape(len(obs_t), policy.chunk, policy.act_dim)
+        with torch.no_grad():
+            return policy.act_tensor(obs_t, noise_t)
     obs_np = obs.detach().cpu().numpy() if isinstance(obs, torch.Tensor) else np.asarray(obs, np.float32)
     noise_np = noise.detach().cpu().numpy() if isinstance(noise, torch.Tensor) else np.asarray(noise, np.float32)
     noise_np = noise_np.reshape(len(obs_np), policy.chunk, policy.act_dim).astype(np.float32)
@@ -93,7 +102,7 @@ class SteeredPolicy:
 
     def act(self, obs_flat: np.ndarray) -> np.ndarray:
         w = self.noise_fn(torch.as_tensor(np.asarray(obs_flat, np.float32)))
-        return base_actions(self.base, obs_flat, w).numpy()
+        return base_actions(self.base, obs_flat, w).cpu().numpy()
 
 
 class SampledSteeredPolicy(SteeredPolicy):
@@ -106,4 +115,4 @@ class SampledSteeredPolicy(SteeredPolicy):
     def act(self, obs_flat: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         eps = None if noise is None else torch.as_tensor(np.asarray(noise, np.float32)).reshape(len(obs_flat), -1)
         w = self.noise_fn(torch.as_tensor(np.asarray(obs_flat, np.float32)), eps)
-        return base_actions(self.base, obs_flat, w).numpy()
+        return base_actions(self.base, obs_flat, w).cpu().numpy()

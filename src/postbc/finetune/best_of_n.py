@@ -49,7 +49,7 @@ def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: in
         while len(finished) < episodes:
             idx = vec.episode_index.copy()
             noise = rng.standard_normal((len(obs), base.chunk, base.act_dim)).astype(np.float32)
-            chunks = base_actions(base, obs, noise).numpy()
+            chunks = base_actions(base, obs, noise).cpu().numpy()
             next_d, _, term, _, infos = vec.step(chunks)
             next_flat = flatten_obs(next_d, spec.obs_keys)
             for i, info in enumerate(infos):
@@ -87,8 +87,8 @@ class BestOfNPolicy:
         obs_rep = np.repeat(obs, n, axis=0)
         cand = base_actions(self.base, obs_rep, noise.reshape(b * n, self.chunk, self.act_dim))
         q = self.iql.q_value(torch.as_tensor(obs_rep), cand.reshape(b * n, -1)).reshape(b, n)
-        best = q.argmax(1)
-        return cand.reshape(b, n, self.chunk, self.act_dim)[torch.arange(b), best].numpy()
+        best = q.argmax(1).cpu()
+        return cand.cpu().reshape(b, n, self.chunk, self.act_dim)[torch.arange(b), best].numpy()
 
 
 def select_rows(data: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -98,7 +98,7 @@ def select_rows(data: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.n
 @torch.no_grad()
 def heldout_check(iql: IQL, heldout: dict[str, np.ndarray]) -> CriticCheck:
     q = iql.q_value(torch.as_tensor(heldout["obs"]), torch.as_tensor(heldout["actions"]).reshape(len(heldout["obs"]), -1))
-    return check_critic(q.numpy(), heldout["rewards"], heldout["episode"])
+    return check_critic(q.cpu().numpy(), heldout["rewards"], heldout["episode"])
 
 
 @torch.no_grad()
@@ -109,7 +109,8 @@ def heldout_signals(iql: IQL, heldout: dict[str, np.ndarray]) -> dict[str, float
     obs, next_obs = torch.as_tensor(heldout["obs"]), torch.as_tensor(heldout["next_obs"])
     q = iql.q_value(obs, torch.as_tensor(heldout["actions"]).reshape(len(obs), -1))
     v_next = iql.v(iql.scaled(next_obs)).squeeze(-1)
-    target = torch.as_tensor(heldout["rewards"]) + iql.gamma * (1 - torch.as_tensor(heldout["dones"])) * v_next
+    reward, done = (torch.as_tensor(heldout[k]).to(iql.device) for k in ("rewards", "dones"))
+    target = reward + iql.gamma * (1 - done) * v_next
     return {"heldout_td_error": float((q - target).pow(2).mean()),
             "heldout_v_mean": float(iql.v(iql.scaled(obs)).mean())}
 
@@ -167,7 +168,7 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
             log_row(0)
         bar = progress(range(start + 1, steps + 1), desc="iql", total=steps - start, quiet=quiet)
         for step in bar:
-            metrics = iql.update(**buf.sample(batch_size))
+            metrics = iql.update(**{k: v.to(iql.device) for k, v in buf.sample(batch_size).items()})
             if not all(bool(torch.isfinite(v)) for v in metrics.values()):
                 bad = [k for k, v in metrics.items() if not torch.isfinite(v)]
                 raise NonFiniteLoss(f"non-finite {', '.join(bad)} at IQL step {step}; the run stopped and the last good "
@@ -205,13 +206,14 @@ def load_best_of_n_policy(run_dir: Path, base, candidates: int | None = None, se
         state.setdefault(name, getattr(iql, name).clone())
     check_shapes(state, {k: v.shape for k, v in iql.state_dict().items()}, f"critic {run_dir}")
     iql.load_state_dict(state)
+    iql.to(getattr(base, "device", "cpu"))
     # a critic that failed its held-out check serves the pretrained policy (Best-of-1) unless N is given
     default = meta["candidates"] if meta.get("critic_acts", True) else 1
     return BestOfNPolicy(base, iql, candidates or default, seed)
 
 
-def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> dict:
-    """`postbc finetune --algo best_of_n`: collect (or reuse) rollouts, fit IQL, evaluate Best-of-N."""
+def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, device="cpu") -> dict:
+    """`postbc finetune --algo best_of_n`: collect (or reuse) rollouts, fit IQL on `device`, evaluate Best-of-N."""
     from postbc.evaluation import evaluate
     from postbc.io.config import to_jsonable
 
@@ -226,7 +228,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool) -> di
         check_base_fingerprint(base, meta["base_weights"], f"rollouts file {path}", relation="was collected by",
                                other_fix=", or finetune the new policy into a new --out directory")
     icfg = cfg.best_of_n.iql
-    iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim, getattr(base, "obs_normalizer", None))
+    iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim, getattr(base, "obs_normalizer", None)).to(device)
     policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)
     successes, failures = rollout_counts(data["rewards"], data["episode"])
     unrankable = unrankable_reason(successes, failures)

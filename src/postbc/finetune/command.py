@@ -9,30 +9,33 @@ from postbc.finetune.config import FinetuneConfig, preset_defaults
 __all__ = ["FinetuneConfig", "run", "build_algorithm", "preset_defaults"]
 
 
-def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int):
+def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int, device="cpu"):
+    """The online algorithm of `cfg.algo`, its networks on `device` (the base policy is moved by the caller)."""
     if cfg.algo == "dsrl":
         from postbc.finetune.dsrl import DSRL
 
-        return DSRL(cfg.sac, base, obs_dim, cfg.seed)
+        return DSRL(cfg.sac, base, obs_dim, cfg.seed, device)
     if cfg.algo == "dsrl_na":
         from postbc.finetune.dsrl_na import DSRLNA
 
-        return DSRLNA(cfg.sac, base, obs_dim, cfg.seed)
+        return DSRLNA(cfg.sac, base, obs_dim, cfg.seed, device)
     if cfg.algo == "dppo":
         from postbc.finetune.dppo import DPPO
 
-        return DPPO(cfg.dppo, base, obs_dim, cfg.seed, num_envs=cfg.num_envs)
+        return DPPO(cfg.dppo, base, obs_dim, cfg.seed, num_envs=cfg.num_envs, device=device)
     raise ValueError(cfg.algo)
 
 
 def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None) -> dict:
     """`base` / `spec` replace the checkpoint / task lookup (tests); `stop_at` imitates a kill (tests)."""
+    from postbc.device import resolve_for_run
     from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
     from postbc.finetune.base import base_fingerprint, check_policy_task, load_base_policy
     from postbc.io.runs import prepare_run_dir
 
     cfg.check_options_belong_to_algo()
+    device = resolve_for_run(cfg.device)  # refused before anything is written
     spec = spec or get_task(cfg.task)
     if base is None:
         base = load_base_policy(cfg.checkpoint, spec)
@@ -48,14 +51,16 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     fingerprint = base_fingerprint(base)
     if fingerprint is not None:
         compat["base_weights"] = fingerprint
+    if hasattr(base, "to"):
+        base.to(device)
     if cfg.algo == "best_of_n":
         from postbc.finetune.best_of_n import run_best_of_n
 
-        last = run_best_of_n(cfg, base, spec, compat, resuming)
+        last = run_best_of_n(cfg, base, spec, compat, resuming, device)
     else:
         from postbc.finetune.loop import Trainer
 
-        algo = build_algorithm(cfg, base, spec.obs_dim)
+        algo = build_algorithm(cfg, base, spec.obs_dim, device)
         trainer = Trainer(algo, spec, cfg.out, steps=cfg.steps, num_envs=cfg.num_envs, chunk=int(base.chunk),
                           seed=cfg.seed, eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes,
                           checkpoint_every=cfg.checkpoint_interval, compat=compat, backend=cfg.env_backend,

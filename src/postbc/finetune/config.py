@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
-from postbc.io.config import require_choice, require_positive, require_range
+from postbc.io.config import require_choice, require_device_name, require_positive, require_range
 
 ALGOS = ("dsrl", "dsrl_na", "dppo", "best_of_n")
 # the options section each algorithm reads; the others' options would be silently ignored, so they are refused
@@ -206,6 +206,9 @@ class FinetuneConfig:
     """Write the resume checkpoint every this many steps; 0 = at every evaluation."""
     threads: int = 1
     """torch CPU threads for learning (small networks on a shared CPU run fastest on one)."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N: where networks, the frozen policy and sampled batches live (auto: CUDA when
+    present); envs always run on CPU processes. A run may resume on another device."""
     env_backend: str = "auto"
     """auto | async (one process per env) | sync (in-process) for training and evaluation envs."""
     sac: SACConfig = dataclasses.field(default_factory=SACConfig)
@@ -217,6 +220,7 @@ class FinetuneConfig:
     def __post_init__(self):
         require_choice("algo", self.algo, ALGOS)
         require_choice("env_backend", self.env_backend, ("auto", "async", "sync"))
+        require_device_name("device", self.device)
         for name in ("steps", "num_envs", "eval_every", "eval_episodes", "threads"):
             require_positive(name, getattr(self, name))
         require_positive("checkpoint_every", self.checkpoint_every, allow_zero=True)

@@ -90,7 +90,7 @@ def clipped_surrogate(log_ratio: torch.Tensor, adv: torch.Tensor, clip):
     `clip` is a number or one per sample.
     """
     ratio = log_ratio.exp()
-    clip = torch.as_tensor(clip, dtype=ratio.dtype)
+    clip = torch.as_tensor(clip, dtype=ratio.dtype, device=ratio.device)
     loss = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv).mean()
     with torch.no_grad():
         clip_fraction = ((ratio - 1).abs() > clip).float().mean()
@@ -109,7 +109,7 @@ def value_loss(v: torch.Tensor, v_old: torch.Tensor, returns: torch.Tensor, clip
 def explained_variance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - Var(target - pred) / Var(target); 0 when the targets are constant (undefined, and a NaN would stop the run)."""
     var = target.var(unbiased=False)
-    return 1 - (target - pred).var(unbiased=False) / var if var > 0 else torch.zeros(())
+    return 1 - (target - pred).var(unbiased=False) / var if var > 0 else torch.zeros((), device=target.device)
 
 
 class SplitDenoiser(nn.Module):
@@ -142,10 +142,11 @@ class DDPMChunkPolicy:
         self.generator = torch.Generator().manual_seed(seed)
 
     def act(self, obs_flat: np.ndarray) -> np.ndarray:
-        obs = torch.as_tensor(self.base.obs_normalizer.normalize(np.asarray(obs_flat, np.float32)))
-        with torch.inference_mode():
+        device = next(self.model.parameters()).device
+        obs = torch.as_tensor(self.base.obs_normalizer.normalize(np.asarray(obs_flat, np.float32))).to(device)
+        with torch.inference_mode():  # the generator is on the CPU: the same samples on every device
             actions = self.model.sample_ddpm(obs, generator=self.generator, steps=self.steps, min_std=self.min_std).actions
-        return self.base.action_normalizer.unnormalize(actions.numpy())
+        return self.base.action_normalizer.unnormalize(actions.cpu().numpy())
 
 
 def split_policy(model: DiffusionPolicy, cfg: DPPOConfig) -> DiffusionPolicy:
@@ -166,6 +167,7 @@ def load_dppo_policy(tensors: dict[str, torch.Tensor], cfg: DPPOConfig, base, so
     state = {k[len("policy."):]: v for k, v in tensors.items() if k.startswith("policy.")}
     check_shapes(state, {k: v.shape for k, v in policy.state_dict().items()}, source)
     policy.load_state_dict(state)
+    policy.to(getattr(base, "device", "cpu"))
     return DDPMChunkPolicy(base, policy.requires_grad_(False), cfg.ddpm_steps, cfg.min_std, seed)
 
 
@@ -173,19 +175,19 @@ class DPPO:
     reward_kind = "zero_one"
     episode_end = "horizon"  # the reference's episodes: reward 1 on every solved step, success does not end them
 
-    def __init__(self, cfg: DPPOConfig, base, obs_dim: int, seed: int, num_envs: int):
+    def __init__(self, cfg: DPPOConfig, base, obs_dim: int, seed: int, num_envs: int, device: torch.device | str = "cpu"):
         if not isinstance(getattr(base, "model", None), DiffusionPolicy):
             raise PostBCError("--algo dppo finetunes the denoiser of a diffusion policy; the base policy has none "
                               "(use a `postbc pretrain` run directory)")
-        self.cfg, self.base, self.num_envs = cfg, base, num_envs
+        self.cfg, self.base, self.num_envs, self.device = cfg, base, num_envs, torch.device(device)
         self.metric_names = ("policy_loss", "value_loss", "approx_kl", "clip_fraction", "explained_variance",
                              "denoising_std") + (("bc_loss",) if cfg.bc_coef > 0 else ())
         self.np_rng = seed_everything(seed)
         S, k = cfg.ddpm_steps, cfg.finetune_steps
         self.first_ft = S - k  # index of the first finetuned denoising step
-        self.policy = split_policy(base.model, cfg)
+        self.policy = split_policy(base.model, cfg).to(self.device)
         self.actor = self.policy.denoiser.trainable
-        self.value = mlp(obs_dim, 1, cfg.hidden, VALUE_LAYERS, "silu")
+        self.value = mlp(obs_dim, 1, cfg.hidden, VALUE_LAYERS, "silu").to(self.device)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
         self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.critic_lr)
         chain_shape = (k + 1, base.chunk, base.act_dim)
@@ -199,25 +201,28 @@ class DPPO:
     @torch.no_grad()
     def _finetuned_std(self) -> float:
         """Mean std of the k finetuned steps (the schedule's, floored at min_std; it does not depend on the inputs)."""
-        obs, x = torch.zeros(1, self.policy.cfg.obs_dim), torch.zeros(1, self.policy.cfg.flat_dim)
+        obs = torch.zeros(1, self.policy.cfg.obs_dim, device=self.device)
+        x = torch.zeros(1, self.policy.cfg.flat_dim, device=self.device)
         stds = [self.policy.reverse_gaussian(obs, x, i, self.cfg.ddpm_steps, self.cfg.min_std)[1]
                 for i in range(self.first_ft, self.cfg.ddpm_steps)]
         return float(torch.cat(stds).mean())
 
     def _normalize(self, obs: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(self.base.obs_normalizer.normalize(np.asarray(obs, np.float32)))
+        """Normalized observations on the networks' device."""
+        return torch.as_tensor(self.base.obs_normalizer.normalize(np.asarray(obs, np.float32))).to(self.device)
 
     # -- acting ------------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
         obs_n = self._normalize(obs)
         sample = self.policy.sample_ddpm(obs_n, steps=self.cfg.ddpm_steps, min_std=self.cfg.min_std,
                                          log_prob=dppo_log_prob)
-        self._pending = (obs_n, sample.chain[:, self.first_ft:], sample.log_probs[:, self.first_ft:])
-        return self.base.action_normalizer.unnormalize(sample.actions.numpy())
+        self._pending = (obs_n.cpu(), sample.chain[:, self.first_ft:].cpu(), sample.log_probs[:, self.first_ft:].cpu())
+        return self.base.action_normalizer.unnormalize(sample.actions.cpu().numpy())
 
     def observe(self, step: ChunkStep) -> None:
+        """Store the chunk's transition in the rollout buffer (CPU; moved to the device once per update)."""
         obs_n, chain, log_prob = self._pending
-        self.rollout.add(obs=obs_n, next_obs=self._normalize(step.next_obs), chain=chain, log_prob=log_prob,
+        self.rollout.add(obs=obs_n, next_obs=self._normalize(step.next_obs).cpu(), chain=chain, log_prob=log_prob,
                          reward=torch.as_tensor(step.reward), terminated=torch.as_tensor(step.terminated),
                          truncated=torch.as_tensor(step.truncated), valid=torch.as_tensor(step.valid))
 
@@ -235,7 +240,7 @@ class DPPO:
     def _advantages(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """GAE over the stored rollout -> flat tensors of the valid env steps, and the value net's explained variance."""
         T, N = self.cfg.rollout_steps, self.num_envs
-        d = {name: v.reshape(T, N, *v.shape[1:]) for name, v in self.rollout.all().items()}
+        d = {name: v.to(self.device).reshape(T, N, *v.shape[1:]) for name, v in self.rollout.all().items()}
         values = self.value(d["obs"]).squeeze(-1)
         next_values = self.value(d["next_obs"]).squeeze(-1)
         valid = d["valid"].bool()
@@ -253,17 +258,17 @@ class DPPO:
 
     def _ppo(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg, k = self.cfg, self.cfg.finetune_steps
-        discount = cfg.denoising_gamma ** torch.arange(k - 1, -1, -1, dtype=torch.float32)
+        discount = cfg.denoising_gamma ** torch.arange(k - 1, -1, -1, dtype=torch.float32, device=self.device)
         clips = clip_schedule(k, cfg.clip_ratio, cfg.clip_ratio_base, cfg.clip_ratio_rate)
         train_actor = self.rollouts_done >= cfg.critic_warmup
         sums: dict[str, torch.Tensor] = {}
         n = 0
         for _ in range(cfg.epochs):
             # One sample per (env step b, finetuned denoising step j).
-            for idx in torch.randperm(len(batch["obs"]) * k).split(cfg.minibatch):
+            for idx in torch.randperm(len(batch["obs"]) * k).to(self.device).split(cfg.minibatch):
                 b, j = idx // k, idx % k
                 obs, chain = batch["obs"][b], batch["chain"][b]
-                rows = torch.arange(len(b))
+                rows = torch.arange(len(b), device=self.device)
                 new_logp = self.policy.step_log_prob(obs, chain[rows, j], chain[rows, j + 1], self.first_ft + j,
                                                      cfg.min_std, cfg.ddpm_steps, log_prob=dppo_log_prob)
                 pg, clip_fraction, approx_kl = clipped_surrogate(new_logp - batch["log_prob"][b, j],
@@ -295,7 +300,7 @@ class DPPO:
         """-log-prob, under the finetuned steps, of the frozen base policy's own denoising steps from the same obs (DPPO's BC term)."""
         S, k = self.cfg.ddpm_steps, self.cfg.finetune_steps
         chain = self.base.model.sample_ddpm(obs, steps=S, min_std=self.cfg.min_std).chain[:, self.first_ft:]
-        j = torch.arange(k).repeat_interleave(len(obs))
+        j = torch.arange(k, device=obs.device).repeat_interleave(len(obs))
         x = chain.transpose(0, 1)  # (k + 1, B, chunk, act_dim)
         logp = self.policy.step_log_prob(obs.repeat(k, 1), x[:-1].flatten(0, 1), x[1:].flatten(0, 1),
                                          self.first_ft + j, self.cfg.min_std, S, log_prob=dppo_log_prob)

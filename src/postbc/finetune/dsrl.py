@@ -7,7 +7,8 @@ with an entropy bonus, ending at success would teach SAC to avoid success). Repl
 (s, w, r, s', done) with r = sum over the chunk of (-1 per unsolved step, 0 per solved step) and
 done only at the horizon; during warm-up w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the
 base policy itself. Actor and critics see observations scaled by the base policy's normalizer
-(to [-1, 1] on the demos), as the reference's networks do; replay keeps them raw.
+(to [-1, 1] on the demos), as the reference's networks do; replay keeps them raw, on the CPU, and
+each sampled batch moves to the networks' device in one transfer.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ def noise_actor(cfg: SACConfig, obs_dim: int, noise_dim: int) -> TanhGaussianAct
                              cfg.layer_norm)
 
 
-def obs_scaler(base, cfg: SACConfig):
-    """obs (B, D) tensor -> what the networks see: scaled by the base policy's normalizer, or unchanged."""
+def obs_scaler(base, cfg: SACConfig, device: torch.device | str = "cpu"):
+    """obs (B, D) tensor -> what the networks see, on `device`: scaled by the base policy's normalizer, or unchanged."""
     normalizer = getattr(base, "obs_normalizer", None) if cfg.normalize_obs else None
-    return normalizer.normalize if normalizer is not None else (lambda obs: obs)
+    if normalizer is None:
+        return lambda obs: obs.to(device)
+    return lambda obs: normalizer.normalize(obs.to(device))
 
 
 def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -62,10 +65,10 @@ def standard_noise(n: int, dim: int, magnitude: float, rng: np.random.Generator)
 
 def choose_noise(actor, scaled_obs: torch.Tensor, env_steps: int, cfg: SACConfig,
                  rng: np.random.Generator) -> torch.Tensor:
-    """Warm-up: the base policy (standard noise); afterwards: a sample of the noise actor."""
+    """Warm-up: the base policy (standard noise); afterwards: a sample of the noise actor. On the CPU."""
     if env_steps < cfg.warmup_steps:
         return standard_noise(len(scaled_obs), actor.net[-1].out_features // 2, cfg.action_magnitude, rng)
-    return actor.act(scaled_obs)
+    return actor.act(scaled_obs).cpu()
 
 
 def steered_policy(base, actor: TanhGaussianActor, scale_obs) -> SteeredPolicy:
@@ -84,12 +87,13 @@ def eval_policies(base, actor: TanhGaussianActor, scale_obs) -> dict[str, object
 
 
 def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, source: str) -> SteeredPolicy:
-    """Serve the `actor.*` tensors that DSRL and DSRL-NA export (the same noise actor) on `base`."""
+    """Serve the `actor.*` tensors that DSRL and DSRL-NA export (the same noise actor) on `base`, on its device."""
+    device = getattr(base, "device", "cpu")
     actor = noise_actor(cfg, base.obs_dim, base.chunk * base.act_dim)
     state = {k[len("actor."):]: v for k, v in tensors.items() if k.startswith("actor.")}
     check_shapes(state, {k: v.shape for k, v in actor.state_dict().items()}, source)
     actor.load_state_dict(state)
-    return steered_policy(base, actor.eval().requires_grad_(False), obs_scaler(base, cfg))
+    return steered_policy(base, actor.to(device).eval().requires_grad_(False), obs_scaler(base, cfg, device))
 
 
 class DSRL:
@@ -98,19 +102,19 @@ class DSRL:
     learns_while_envs_step = True
     metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
-    def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
-        self.cfg, self.base = cfg, base
+    def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int, device: torch.device | str = "cpu"):
+        self.cfg, self.base, self.device = cfg, base, torch.device(device)
         self.noise_dim = base.chunk * base.act_dim
         self.np_rng = seed_everything(seed)
-        self.sac = sac_from_config(cfg, obs_dim, self.noise_dim)
-        self.scale_obs = obs_scaler(base, cfg)
+        self.sac = sac_from_config(cfg, obs_dim, self.noise_dim).to(self.device)
+        self.scale_obs = obs_scaler(base, cfg, self.device)
         self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (self.noise_dim,)))
         self._last: tuple[np.ndarray, torch.Tensor] | None = None
 
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
         w = choose_noise(self.sac.actor, self.scale_obs(torch.as_tensor(obs)), env_steps, self.cfg, self.np_rng)
         self._last = (obs.copy(), w)
-        return base_actions(self.base, obs, w).numpy()
+        return base_actions(self.base, obs, w).cpu().numpy()
 
     def observe(self, step: ChunkStep) -> None:
         obs, w = self._last
@@ -120,7 +124,7 @@ class DSRL:
         if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
             return {}
         for _ in range(self.cfg.utd):
-            batch = self.replay.sample(self.cfg.batch_size)
+            batch = {k: v.to(self.device) for k, v in self.replay.sample(self.cfg.batch_size).items()}
             batch["obs"], batch["next_obs"] = self.scale_obs(batch["obs"]), self.scale_obs(batch["next_obs"])
             metrics = self.sac.update(**batch)
         return metrics

@@ -5,7 +5,8 @@ Many noises map to the same chunk, so learning Q over chunks shares information 
 - action critic:  Q_A(s, a) <- r + gamma (1 - done) (min_k Q_A_targ(s', pi_dp(s', w')) - alpha log pi(w'|s')),
   w' ~ actor(s'), pi_dp the frozen diffusion policy's deterministic DDIM map w -> chunk;
 - noise critic:   Q_W(s, w) <- Q_A(s, pi_dp(s, w)) per ensemble member, w ~ N(0, I) clipped to [-m, m]
-  (the same range the actor's w = m tanh(u) covers; `noise_critic_steps` distillation steps per update);
+  (the same range the actor's w = m tanh(u) covers); `noise_critic_steps` distillation steps after
+  each update's `utd` critic and actor steps, as the reference (its `train()`) schedules them;
 - actor / temperature: SAC losses on min_k Q_W(s, w), w ~ actor(s).
 Episodes, rewards and observation scaling are DSRL-SAC's (`postbc.finetune.dsrl`): training
 episodes run to the horizon, and the networks see normalized observations while the frozen
@@ -39,31 +40,33 @@ class DSRLNA(nn.Module):
     learns_while_envs_step = True
     metric_names = ("critic_loss", "noise_critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
-    def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int):
+    def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int, device: torch.device | str = "cpu"):
         super().__init__()
-        self.cfg, self.base = cfg, base
+        self.cfg, self.base, self.device = cfg, base, torch.device(device)
         self.np_rng = seed_everything(seed)
         dim = base.chunk * base.act_dim  # noise and chunk have the same size
         self.noise_dim = dim
         width = dict(hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation, layer_norm=cfg.layer_norm)
         self.actor = noise_actor(cfg, obs_dim, dim)
-        self.scale_obs = obs_scaler(base, cfg)
+        self.scale_obs = obs_scaler(base, cfg, self.device)
         self.q_a = Critic(obs_dim, dim, members=cfg.num_critics, **width)
         self.q_a_target = copy.deepcopy(self.q_a).requires_grad_(False)
         self.q_w = Critic(obs_dim, dim, members=cfg.num_critics, **width)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
+        self.to(self.device)
         self.optimizer = make_adam([*self.actor.parameters(), *self.q_a.parameters(), self.log_alpha], cfg.lr)
         self.noise_optimizer = make_adam(self.q_w.parameters(), cfg.lr)
         self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (dim,)))
         self._last = None
 
     def chunk_of(self, obs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", enabled=False):  # the frozen policy always samples in fp32
-            return base_actions(self.base, obs, w.float()).reshape(len(obs), -1)
+        """The frozen policy's chunk for raw `obs` and noise `w`, flattened, on the networks' device."""
+        with torch.autocast(self.device.type, enabled=False):  # the frozen policy always samples in fp32
+            return base_actions(self.base, obs, w.float()).reshape(len(obs), -1).to(self.device)
 
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
         w = choose_noise(self.actor, self.scale_obs(torch.as_tensor(obs)), env_steps, self.cfg, self.np_rng)
-        chunks = base_actions(self.base, obs, w)
+        chunks = base_actions(self.base, obs, w).cpu()
         self._last = (obs.copy(), chunks.reshape(len(obs), -1))
         return chunks.numpy()
 
@@ -75,14 +78,16 @@ class DSRLNA(nn.Module):
         if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
             return {}
         for _ in range(self.cfg.utd):
-            metrics = self.gradient_step(**self.replay.sample(self.cfg.batch_size))
+            metrics = self.gradient_step(**{k: v.to(self.device) for k, v in self.replay.sample(self.cfg.batch_size).items()})
+        for _ in range(self.cfg.noise_critic_steps):
+            metrics["noise_critic_loss"] = self.distill_step(self.replay.sample(self.cfg.batch_size)["obs"].to(self.device))
         return metrics
 
     def gradient_step(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
-        """One update on raw observations `obs`, `next_obs` (the frozen policy needs them raw)."""
+        """One critic, actor and temperature step on raw observations `obs`, `next_obs` (the frozen policy needs them raw)."""
         alpha = self.log_alpha.exp().detach()
         s, s_next = self.scale_obs(obs), self.scale_obs(next_obs)
-        with bf16_autocast(self.cfg.precision):
+        with bf16_autocast(self.cfg.precision, self.device):
             with torch.no_grad():
                 w_next, logp_next = self.actor(s_next)
                 target = soft_td_target(reward, done, self.q_a_target(s_next, self.chunk_of(next_obs, w_next)),
@@ -97,16 +102,14 @@ class DSRLNA(nn.Module):
         (loss_q + loss_pi + loss_alpha).backward()
         self.optimizer.step()
         polyak(self.q_a_target, self.q_a, self.cfg.tau)
-        for _ in range(self.cfg.noise_critic_steps):
-            loss_w = self.distill_step(obs)
-        return {"critic_loss": loss_q.detach(), "noise_critic_loss": loss_w, "actor_loss": loss_pi.detach(),
+        return {"critic_loss": loss_q.detach(), "actor_loss": loss_pi.detach(),
                 "alpha": alpha, "entropy": -logp.detach().mean(), "q_mean": q.detach().mean()}
 
     def distill_step(self, obs: torch.Tensor) -> torch.Tensor:
         """Q_W(s, w) toward Q_A(s, pi_dp(s, w)) for standard noise w, member by member (`obs` raw)."""
-        w = standard_noise(len(obs), self.noise_dim, self.cfg.action_magnitude, self.np_rng)
+        w = standard_noise(len(obs), self.noise_dim, self.cfg.action_magnitude, self.np_rng).to(self.device)
         s = self.scale_obs(obs)
-        with bf16_autocast(self.cfg.precision):
+        with bf16_autocast(self.cfg.precision, self.device):
             with torch.no_grad():
                 target = self.q_a(s, self.chunk_of(obs, w))
             q_w = self.q_w(s, w)

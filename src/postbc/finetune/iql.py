@@ -38,11 +38,17 @@ class IQL(nn.Module):
         self.gamma, self.tau, self.expectile = gamma, tau, expectile
         self.optimizer = make_adam(self.parameters(), lr)
 
+    @property
+    def device(self) -> torch.device:
+        return self.obs_center.device
+
     def scaled(self, obs: torch.Tensor) -> torch.Tensor:
-        return (obs - self.obs_center) / self.obs_scale
+        """Raw observations (any device) -> the scaled observations Q and V see, on the critic's device."""
+        return (obs.to(self.device) - self.obs_center) / self.obs_scale
 
     def q_value(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.q(self.scaled(obs), action).min(0).values
+        """min_k Q_k(s, a) on the critic's device, for raw obs and flat chunks on any device."""
+        return self.q(self.scaled(obs), action.to(self.device)).min(0).values
 
     def update(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
         obs, next_obs = self.scaled(obs), self.scaled(next_obs)

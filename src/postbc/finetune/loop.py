@@ -133,7 +133,8 @@ class Trainer:
                     metrics = self.algo.update(env_steps)
                 if metrics:
                     updates += 1
-                    if not bool(torch.isfinite(torch.stack([m.float() for m in metrics.values()])).all()):
+                    metrics = {k: v.detach().float().cpu() for k, v in metrics.items()}  # one copy per update
+                    if not bool(torch.isfinite(torch.stack(list(metrics.values()))).all()):
                         bad = [k for k, v in metrics.items() if not torch.isfinite(v).all()]
                         raise NonFiniteLoss(
                             f"non-finite {', '.join(bad)} at env step {env_steps} (update {updates}); the run stopped and "

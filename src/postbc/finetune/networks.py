@@ -27,14 +27,16 @@ class Activation(nn.Module):
         return self.fn(x.float())
 
 
-def bf16_autocast(precision: str):
-    """Context for forward passes: "bf16" runs matmuls in bfloat16 (weights, grads and optimizer stay fp32)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+def bf16_autocast(precision: str, device: torch.device | str = "cpu"):
+    """Context for forward passes on `device`: "bf16" runs matmuls in bfloat16 (weights, grads and optimizer stay fp32)."""
+    from postbc.device import autocast
+
+    return autocast(device, precision)
 
 
 def in_fp32(fn, x: torch.Tensor, *args):
     """`fn(x, *args)` on fp32 input with autocast off: how every output layer computes."""
-    with torch.autocast("cpu", enabled=False):
+    with torch.autocast(x.device.type, enabled=False):
         return fn(x.float(), *args)
 
 
@@ -170,5 +172,5 @@ class TanhGaussianActor(nn.Module):
         mean, log_std = self.dist_params(obs)
         if deterministic:
             return self.scale * torch.tanh(mean)
-        eps = torch.randn_like(mean) if eps is None else eps.reshape(mean.shape).to(mean.dtype)
+        eps = torch.randn_like(mean) if eps is None else eps.reshape(mean.shape).to(mean.device, mean.dtype)
         return self.scale * torch.tanh(mean + log_std.exp() * eps)

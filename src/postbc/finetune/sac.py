@@ -60,7 +60,7 @@ class SAC(nn.Module):
 
     def update(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
         alpha = self.log_alpha.exp().detach()
-        with bf16_autocast(self.precision):
+        with bf16_autocast(self.precision, obs.device):
             with torch.no_grad():
                 pi_next, logp_next = self.actor(next_obs)
                 target = soft_td_target(reward, done, self.critic_target(next_obs, pi_next), logp_next, alpha, self.gamma)

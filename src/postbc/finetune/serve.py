@@ -83,7 +83,7 @@ class FinetunedPolicy:
 
 
 def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None = None,
-                          candidates: int | None = None) -> FinetunedPolicy:
+                          candidates: int | None = None, device: Any = None) -> FinetunedPolicy:
     """The policy a finished `postbc finetune` (or `postbc best-of-n-fit`) run directory serves.
 
     `base`: the pretrained policy it was finetuned from, as an object (`PretrainedPolicy`) or a
@@ -91,19 +91,23 @@ def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None =
     `seed`: sampling noise of DPPO and Best-of-N (default: what the run's own evaluation used:
     DPPO's fixed evaluation seed, Best-of-N's run seed); DSRL / DSRL-NA act deterministically.
     `candidates`: Best-of-N's N (default: the run's).
+    `device`: where the base policy and the finetuned networks compute (default: where `base` is; CPU
+    for a base loaded from a path).
     """
     run_dir = Path(run_dir)
     record = run_record(run_dir)
     if record is None:
         raise PostBCError(f"{run_dir} is not a finetune run directory (no config.json written by `postbc finetune` or "
                           "`postbc best-of-n-fit`); pass the --out directory of a finetune run")
-    cfg = _config(record, run_dir)
+    cfg = recorded_config(record, run_dir)
     algo = getattr(cfg, "algo", "best_of_n")  # best-of-n-fit has no --algo
     stem = run_dir / ("critic" if algo == "best_of_n" else "finetuned")
     meta = _finished_meta(stem, record, run_dir)
     compat = meta.get("compat", meta)  # finetuned.* nests it; critic.* holds the sizes at the top level
     base = _base(base, getattr(cfg, "checkpoint", None), run_dir)
     _check_base(base, compat, stem)
+    if device is not None and hasattr(base, "to"):
+        base.to(device)
     source = f"finetuned weights {stem}.safetensors"
     if algo in ("dsrl", "dsrl_na"):
         from postbc.finetune.dsrl import load_steered_policy
@@ -123,7 +127,7 @@ def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None =
     return FinetunedPolicy(inner, base, algo, run_dir, compat.get("task"))
 
 
-def _config(record: dict, run_dir: Path):
+def recorded_config(record: dict, run_dir: Path):
     from postbc.io.config import from_jsonable
 
     if record["command"] == "finetune":

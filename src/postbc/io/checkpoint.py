@@ -57,8 +57,9 @@ def checkpoint_exists(stem: Path) -> bool:
     return all(p.exists() for p in checkpoint_paths(stem))
 
 
-def load_checkpoint(stem: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint written by `save_checkpoint`; return (tensors, meta)."""
+def load_checkpoint(stem: Path, map_location: torch.device | str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint written by `save_checkpoint`; return (tensors, meta), the tensors on `map_location`
+    (default: the CPU, where they were written from)."""
     weights_path, meta_path = checkpoint_paths(stem)
     for p in (meta_path, weights_path):
         if not p.exists():
@@ -82,7 +83,10 @@ def load_checkpoint(stem: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             f"checkpoint weights {weights_path} do not match the hash recorded in {meta_path}: the checkpoint was "
             "only partly written or was modified; resume from an earlier checkpoint or re-create it"
         )
-    return load_safetensors_bytes(blob), record["meta"]
+    tensors = load_safetensors_bytes(blob)
+    if map_location is not None:
+        tensors = {k: v.to(map_location) for k, v in tensors.items()}
+    return tensors, record["meta"]
 
 
 def check_shapes(tensors: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size | tuple], source: str) -> None:

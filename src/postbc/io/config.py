@@ -33,6 +33,17 @@ def require_range(field: str, value: float, low: float, high: float) -> None:
         raise ValueError(f"{field}={value!r} must lie in [{low}, {high}]")
 
 
+DEVICE_HELP = "auto | cpu | cuda | cuda:N (auto: the first CUDA device when there is one, else cpu)"
+
+
+def require_device_name(field: str, value: str) -> None:
+    """The form of a `--device` value (whether that device exists is `postbc.device.resolve_device`'s check)."""
+    text = str(value).strip().lower()
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return
+    raise ValueError(f"{field}={value!r} is not a device; use {DEVICE_HELP}")
+
+
 def to_jsonable(cfg: Any) -> dict[str, Any]:
     """A dataclass as a JSON-ready dict (paths become strings, tuples lists)."""
 

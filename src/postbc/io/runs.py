@@ -16,7 +16,7 @@ from postbc.errors import PostBCError
 from postbc.io.atomic import atomic_write_json
 from postbc.io.config import to_jsonable
 
-RESUME_IGNORED_FIELDS = ("out", "quiet", "resume")
+RESUME_IGNORED_FIELDS = ("out", "quiet", "resume", "device")  # a run may resume on another device
 
 
 def prepare_run_dir(out: Path, cfg: Any, *, command: str, ignore: tuple[str, ...] = RESUME_IGNORED_FIELDS,

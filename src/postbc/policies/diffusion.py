@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from postbc.device import randint_on, randn_like_on
+
 X0_CLIP = 1.0  # x0 estimates are clipped to [-X0_CLIP, X0_CLIP] (the normalized action box)
 
 
@@ -157,7 +159,7 @@ class DiffusionPolicy(nn.Module):
             raise ValueError(f"noise / actions must have shape ({obs.shape[0]}, {cfg.chunk}, {cfg.act_dim}), got {tuple(x.shape)}")
 
     def _randn(self, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+        return randn_like_on(shape, like, generator)
 
     # -- training ----------------------------------------------------------------------------------
     def loss(
@@ -173,7 +175,7 @@ class DiffusionPolicy(nn.Module):
         x0 = actions.reshape(actions.shape[0], -1)
         noise = self._randn(x0.shape, x0, generator) if noise is None else noise.reshape(x0.shape)
         if t is None:
-            t = torch.randint(0, self.cfg.train_steps, (x0.shape[0],), generator=generator, device=x0.device)
+            t = randint_on(self.cfg.train_steps, (x0.shape[0],), x0.device, generator)
         abar = self._abar(t)
         x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
         return F.mse_loss(self.denoiser(obs, t, x_t), noise)

@@ -68,6 +68,15 @@ class PretrainedPolicy:
     def obs_dim(self) -> int:
         return self.model.cfg.obs_dim
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device | str) -> "PretrainedPolicy":
+        """Move the model to `device` (in place); observations and actions stay numpy on the CPU side."""
+        self.model.to(device)
+        return self
+
     # -- acting ------------------------------------------------------------------------------------
     def act(
         self,
@@ -90,15 +99,22 @@ class PretrainedPolicy:
         batch = obs.shape[0]
         shape = (batch, self.chunk, self.act_dim)
         if noise is None:
-            noise = torch.randn(shape, generator=generator)
+            noise = torch.randn(shape, generator=generator)  # drawn on the CPU: the same actions on every device
         else:
             noise = torch.as_tensor(noise, dtype=torch.float32)
             if noise.numel() != batch * self.chunk * self.act_dim:
                 raise PostBCError(f"policy.act: noise has shape {tuple(noise.shape)}, expected {shape}")
-            noise = noise.reshape(shape)
         with torch.inference_mode():
-            actions = self.model.sample_ddim(torch.from_numpy(self.obs_normalizer.normalize(obs)), noise, steps)
-        return self.action_normalizer.unnormalize(actions.numpy())
+            actions = self.act_tensor(torch.from_numpy(obs), noise.reshape(shape), steps)
+        return actions.cpu().numpy()
+
+    def act_tensor(self, obs: torch.Tensor, noise: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """`act` on tensors, computed on the model's device: raw obs (B, obs_dim), noise (B, chunk, act_dim) ->
+        raw actions (B, chunk, act_dim) on that device (no shape checks; finetuning's inner loops call it)."""
+        device = self.device
+        obs = self.obs_normalizer.normalize(obs.to(device, torch.float32))
+        actions = self.model.sample_ddim(obs, noise.to(device, torch.float32), steps)
+        return self.action_normalizer.unnormalize(actions)
 
     def check_task(self, spec: TaskSpec) -> None:
         """Refuse a task whose observation keys, sizes or action size differ from the policy's."""
@@ -135,8 +151,8 @@ class PretrainedPolicy:
         save_checkpoint(stem, self.model.state_dict(), meta)
 
     @classmethod
-    def load(cls, path: Path) -> "PretrainedPolicy":
-        """Load from a pretraining run directory (its `policy.*`) or a checkpoint stem / file."""
+    def load(cls, path: Path, device: torch.device | str | None = None) -> "PretrainedPolicy":
+        """Load from a pretraining run directory (its `policy.*`) or a checkpoint stem / file, onto `device` (CPU)."""
         path = Path(path)
         if path.suffix.lower() in (".hdf5", ".h5") and path.is_file():
             raise PostBCError(f"{path} is a dataset, not a pretrained policy; pretrain on it first "
@@ -172,6 +188,8 @@ class PretrainedPolicy:
         model = DiffusionPolicy(cfg)
         check_shapes(tensors, {k: v.shape for k, v in model.state_dict().items()}, str(checkpoint_paths(stem)[0]))
         model.load_state_dict(tensors)
+        if device is not None:
+            model.to(device)
         return cls(
             model,
             MinMaxNormalizer.from_dict(meta["obs_normalizer"]),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from postbc.data.bootstrap import BOOTSTRAP_KINDS
-from postbc.io.config import require_choice, require_positive, to_jsonable
+from postbc.io.config import require_choice, require_device_name, require_positive, to_jsonable
 
 METHODS = ("bc", "sigma_bc", "postbc")
 COVARIANCE_KINDS = ("full", "diagonal")  # postbc.pretrain.posterior (kept here: no torch import for --help)
@@ -88,6 +88,9 @@ class PretrainConfig:
     """postbc: full | diagonal posterior covariance over the flattened chunk (paper: full; diagonal in one setting)."""
     checkpoint_every: int = 25
     """Epochs between resume checkpoints (policy and ensemble)."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N: where policy and ensemble train (auto: CUDA when present). A run may resume
+    on another device; its random draws come from CPU generators, so they do not depend on the device."""
     threads: int = 1
     """torch CPU threads (0: torch's default, one per core). 1 by default, measured on 2 cores (a small
     PostBC pretrain, docs/pretraining.md): idle, 1 thread 12.9 s vs 10.7 s with torch's default; beside
@@ -100,6 +103,7 @@ class PretrainConfig:
         require_choice("bootstrap", self.bootstrap, BOOTSTRAP_KINDS)
         require_choice("covariance", self.covariance, COVARIANCE_KINDS)
         require_choice("ensemble_head", self.ensemble_head, ENSEMBLE_HEADS)
+        require_device_name("device", self.device)
         for name in ("chunk", "hidden", "layers", "train_steps", "inference_steps", "epochs", "batch_size",
                      "lr", "ensemble_size", "ensemble_epochs", "ensemble_lr", "checkpoint_every"):
             require_positive(name, getattr(self, name))
@@ -162,10 +166,12 @@ def run(cfg: PretrainConfig):
     from postbc.policies.pretrained import POLICY_STEM, PretrainedPolicy
     from postbc.pretrain.target_noise import IsotropicTargetNoise, NoTargetNoise
     from postbc.pretrain.trainer import PolicyTraining, train_policy
+    from postbc.device import resolve_for_run
     from postbc.utils import is_quiet
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    device = resolve_for_run(cfg.device)  # refused before anything is written
     dataset = DemoDataset.load(cfg.dataset, obs_keys=cfg.obs_keys, filter_key=cfg.filter_key, max_demos=cfg.max_demos)
     out = cfg.out
     prepare_run_dir(out, cfg, command="pretrain")
@@ -177,8 +183,8 @@ def run(cfg: PretrainConfig):
         return PretrainedPolicy.load(out)
 
     seeds = np.random.SeedSequence(cfg.seed).generate_state(3)  # bootstrap, ensemble, policy streams
-    obs = torch.from_numpy(dataset.normalized_obs())
-    chunks = torch.from_numpy(dataset.action_chunks(cfg.chunk))
+    obs = torch.from_numpy(dataset.normalized_obs()).to(device)
+    chunks = torch.from_numpy(dataset.action_chunks(cfg.chunk)).to(device)
     if cfg.method == "bc":
         target_noise = NoTargetNoise()
     elif cfg.method == "sigma_bc":
@@ -196,12 +202,12 @@ def run(cfg: PretrainConfig):
         ema_decay=cfg.ema_decay, checkpoint_every=cfg.checkpoint_every,
     )
     ema = train_policy(
-        DiffusionPolicy(diffusion), obs, chunks, target_noise, settings,
+        DiffusionPolicy(diffusion).to(device), obs, chunks, target_noise, settings,
         generator=torch.Generator().manual_seed(int(seeds[2])),
         checkpoint=out / "checkpoints" / "last", log_dir=out, identity=identity, quiet=cfg.quiet,
     )
     policy = PretrainedPolicy(
-        ema.model, dataset.obs_normalizer, dataset.action_normalizer, dataset.obs_keys, dataset.obs_dims,
+        ema.model.cpu(), dataset.obs_normalizer, dataset.action_normalizer, dataset.obs_keys, dataset.obs_dims,
         dataset.env_args, config=to_jsonable(cfg),
     )
     policy.save(out / POLICY_STEM, extra={"dataset": identity})
@@ -223,14 +229,14 @@ def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, ident
     out = cfg.out
     if checkpoint_exists(out / "posterior"):
         tensors, meta = load_finished(out / "posterior", identity)
-        return PosteriorTargetNoise(PosteriorEstimate.from_tensors(tensors, meta["kind"]), cfg.alpha)
+        return PosteriorTargetNoise(PosteriorEstimate.from_tensors(tensors, meta["kind"]).to(obs.device), cfg.alpha)
 
     counts = bootstrap_counts(cfg.bootstrap, dataset.episode_of, cfg.ensemble_size, np.random.default_rng(int(seeds[0])))
     torch.manual_seed(int(seeds[1]))
     ensemble = EnsembleMLP(
         cfg.ensemble_size, dataset.obs_dim, chunks[0].numel(), hidden=cfg.ensemble_hidden or cfg.hidden,
         layers=cfg.ensemble_layers or cfg.layers, head=cfg.ensemble_head,
-    )
+    ).to(obs.device)
     fit_ensemble(
         ensemble, obs, chunks.flatten(1), torch.from_numpy(counts),
         epochs=cfg.ensemble_epochs, batch_size=cfg.batch_size, lr=cfg.ensemble_lr,

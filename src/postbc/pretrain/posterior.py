@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
+from postbc.device import randn_like_on
 from postbc.policies.ensemble import EnsembleMLP
 from postbc.pretrain.loop import ResumableState, run_epochs
 
@@ -52,7 +53,8 @@ class PosteriorEstimate:
 
     def sample_noise(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, D) draws of N(0, Sigma(s_i)) for dataset samples `idx` (B,): L_i @ eps_i, fresh eps."""
-        eps = torch.randn((idx.shape[0], self.dim), generator=generator, dtype=self.factor.dtype, device=self.factor.device)
+        eps = randn_like_on((idx.shape[0], self.dim), self.factor, generator)
+        idx = idx.to(self.factor.device)
         if self.kind == "diagonal":
             return self.factor[idx] * eps
         return torch.bmm(self.factor[idx], eps.unsqueeze(-1)).squeeze(-1)
@@ -72,6 +74,9 @@ class PosteriorEstimate:
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean, "factor": self.factor}
+
+    def to(self, device: torch.device | str) -> "PosteriorEstimate":
+        return PosteriorEstimate(self.mean.to(device), self.factor.to(device), self.kind)
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, torch.Tensor], kind: str) -> "PosteriorEstimate":
@@ -137,17 +142,19 @@ def fit_ensemble(
     state = ResumableState(checkpoint, {"ensemble": ensemble}, optimizer, generator, identity or {})
     # Buffers reused by every step: (K, B) indices, the gathered (K, B, in) / (K, B, D) batch; the
     # forward/backward writes into the ensemble's own preallocated workspace (`compute_grads`).
+    # Indices are drawn on the generator's device (the CPU) and moved to the data's in one transfer.
     K = ensemble.num_members
+    device = inputs.device
     idx = torch.empty(K, batch_size, dtype=torch.long)
     inputs, targets = inputs.contiguous(), targets.contiguous()
-    x = torch.empty(K, batch_size, inputs.shape[1], dtype=inputs.dtype)
-    y = torch.empty(K, batch_size, targets.shape[1], dtype=targets.dtype)
+    x = torch.empty(K, batch_size, inputs.shape[1], dtype=inputs.dtype, device=device)
+    y = torch.empty(K, batch_size, targets.shape[1], dtype=targets.dtype, device=device)
 
     def train_epoch(epoch: int) -> dict[str, float]:
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=device)
         for _ in range(steps):
             torch.multinomial(weights, batch_size, replacement=True, generator=generator, out=idx)
-            flat = idx.view(-1)
+            flat = idx.view(-1).to(device)
             torch.index_select(inputs, 0, flat, out=x.view(-1, inputs.shape[1]))
             torch.index_select(targets, 0, flat, out=y.view(-1, targets.shape[1]))
             total += ensemble.compute_grads(x, y).sum()  # sets every .grad (overwritten: no zero_grad)

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import torch
 
+from postbc.device import randn_like_on
 from postbc.pretrain.posterior import PosteriorEstimate
 
 
@@ -50,7 +51,7 @@ class IsotropicTargetNoise:
         self.sigma = sigma
 
     def __call__(self, actions: torch.Tensor, sample_idx: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        eps = torch.randn(actions.shape, generator=generator, dtype=actions.dtype, device=actions.device)
+        eps = randn_like_on(actions.shape, actions, generator)
         return actions + self.sigma * eps
 
 

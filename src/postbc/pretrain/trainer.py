@@ -48,7 +48,7 @@ def train_policy(
     quiet: bool = False,
     tensorboard: bool = True,
 ) -> EMA:
-    """Train `policy` on normalized `obs` (N, obs_dim) and chunks `actions` (N, chunk, act_dim).
+    """Train `policy` on normalized `obs` (N, obs_dim) and chunks `actions` (N, chunk, act_dim), all on one device.
 
     Resumes from `checkpoint` (model, EMA, optimizer, RNG, epoch) when it exists; returns the EMA.
     """
@@ -61,7 +61,7 @@ def train_policy(
 
     def train_epoch(epoch: int) -> dict[str, float]:
         ema.updates = epoch * steps  # one EMA update per optimizer step, so the count follows the epoch
-        perm = torch.randperm(n, generator=generator)
+        perm = torch.randperm(n, generator=generator).to(obs.device)  # drawn on the generator's CPU
         total = 0.0
         for j, idx in enumerate(perm.split(settings.batch_size)):
             lr = cosine_lr(settings.lr, epoch * steps + j, total_steps)
