@@ -45,11 +45,23 @@ def test_same_seed_same_result_for_any_num_envs_and_backend():
 
 
 def test_counts_exactly_the_first_episodes_not_the_first_finished():
-    # A random walker succeeds mostly in short episodes; taking the first-finished would inflate success.
-    spec = fake_task_spec(horizon=40)
-    res = evaluate(NoisyRandomPolicy(0), spec, episodes=30, seed=1, num_envs=6, backend="sync")
-    assert len(res.episode_success) == 30
-    assert all(length <= 40 for length in res.episode_length)
+    """Successes end early and failures run to the horizon, so with 6 envs the first 30 episodes to
+    *finish* are mostly successes: evaluation must count episodes 0..29 whatever order they end in."""
+    spec = fake_task_spec(horizon=12)
+    policy = GreedyLinePolicy(chunk=1, noise_std=3.0, gain=0.5)
+    one = evaluate(policy, spec, episodes=30, seed=1, num_envs=1, backend="sync")
+    many = evaluate(policy, spec, episodes=30, seed=1, num_envs=6, backend="sync")
+    assert 5 < one.successes < 25  # both outcomes occur, so the set counted matters
+    assert many.episode_success == one.episode_success and many.episode_length == one.episode_length
+    # what the guarded-against bug would report: the first 30 of the seeded episodes to end on 6 envs
+    sixty = evaluate(policy, spec, episodes=60, seed=1, num_envs=1, backend="sync")
+    clocks, end_time = [0] * 6, {}
+    for i, length in enumerate(sixty.episode_length):  # each episode starts on the env that frees first
+        env = min(range(6), key=lambda e: clocks[e])
+        clocks[env] += length
+        end_time[i] = clocks[env]
+    first_to_end = sorted(end_time, key=lambda i: (end_time[i], i))[:30]
+    assert np.mean([sixty.episode_success[i] for i in first_to_end]) > one.success_rate  # so the bug would show
 
 
 def test_crashed_episodes_count_as_failures():

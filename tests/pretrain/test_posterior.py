@@ -6,7 +6,7 @@ import torch
 
 from postbc.data import bootstrap_counts
 from postbc.policies.ensemble import EnsembleMLP
-from postbc.pretrain.posterior import PosteriorEstimate, bootstrap_indices, estimate_posterior, fit_ensemble
+from postbc.pretrain.posterior import PosteriorEstimate, estimate_posterior, fit_ensemble
 
 
 def planted_ensemble(K=7, in_dim=3, D=4, seed=0) -> EnsembleMLP:
@@ -72,13 +72,17 @@ def test_bad_factor_shape_is_refused():
         PosteriorEstimate(mean=torch.zeros(3, 2), factor=torch.zeros(3, 2), kind="full")
 
 
-def test_bootstrap_indices_follow_the_counts():
-    counts = torch.tensor([[0, 1, 3, 0], [2, 0, 0, 2]])
-    idx = bootstrap_indices(counts.float(), 40000, torch.Generator().manual_seed(0))
-    assert idx.shape == (2, 40000)
-    for k in range(2):
-        freq = torch.bincount(idx[k], minlength=4).double() / 40000
-        torch.testing.assert_close(freq, counts[k].double() / counts[k].sum(), atol=0.01, rtol=0)
+def test_fit_ensemble_weights_each_sample_by_its_bootstrap_multiplicity(tmp_path):
+    """One input, labels +1 (drawn 3 times) and -1 (once): the squared loss is minimised at (3 - 1) / 4 = 0.5."""
+    torch.manual_seed(0)
+    obs = torch.zeros(2, 1)
+    targets = torch.tensor([[1.0], [-1.0]])
+    counts = torch.tensor([[3, 1], [1, 3]])
+    ens = EnsembleMLP(2, 1, 1, hidden=8, layers=1)
+    fit_ensemble(ens, obs, targets, counts, epochs=400, batch_size=64, lr=1e-2,
+                 generator=torch.Generator().manual_seed(0), checkpoint=tmp_path / "ens", checkpoint_every=1000, quiet=True)
+    pred = ens(obs[:1]).mean.detach().reshape(2)
+    torch.testing.assert_close(pred, torch.tensor([0.5, -0.5]), atol=0.06, rtol=0)
 
 
 def test_trajectory_bootstrap_keeps_episodes_whole():

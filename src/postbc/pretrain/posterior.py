@@ -107,11 +107,6 @@ def estimate_posterior(ensemble: EnsembleMLP, obs: torch.Tensor, kind: str = "fu
     return PosteriorEstimate(torch.cat(means), torch.cat(factors), kind)
 
 
-def bootstrap_indices(weights: torch.Tensor, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(K, B) dataset indices; row k drawn with replacement proportional to `weights[k]` (K, N)."""
-    return torch.multinomial(weights, batch_size, replacement=True, generator=generator)
-
-
 def fit_ensemble(
     ensemble: EnsembleMLP,
     inputs: torch.Tensor,
