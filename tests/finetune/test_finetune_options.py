@@ -23,11 +23,17 @@ def test_reference_preset_sets_the_reference_settings_and_options_still_override
     assert main(["finetune", "--preset", "reference", "--checkpoint", "p", "--task", "lift", "--out", "o",
                  "--sac.utd", "30"]) == 0
     (cfg,) = parsed
-    assert (cfg.num_envs, cfg.eval_episodes, cfg.steps) == (4, 200, 500_000)
+    assert (cfg.algo, cfg.num_envs, cfg.eval_episodes, cfg.steps) == ("dsrl_na", 4, 200, 500_000)
     sac = cfg.sac
     assert (sac.hidden, sac.layers, sac.activation, sac.layer_norm, sac.normalize_obs) == (2048, 3, "tanh", True, True)
     assert (sac.utd, sac.batch_size, sac.lr, sac.tau, sac.gamma, sac.warmup_steps) == (30, 256, 3e-4, 0.005, 0.99, 24_000)
-    assert (sac.target_entropy, sac.action_magnitude, sac.num_critics) == (0.0, 1.5, 2)
+    assert (sac.target_entropy, sac.action_magnitude, sac.num_critics, sac.noise_critic_steps) == (0.0, 1.5, 2, 10)
+
+
+def test_reference_preset_takes_another_algorithm_when_asked(parsed):
+    assert main(["finetune", "--preset", "reference", "--algo", "dsrl", "--checkpoint", "p", "--task", "lift",
+                 "--out", "o"]) == 0
+    assert parsed[0].algo == "dsrl" and parsed[0].sac.hidden == 2048
 
 
 def test_reference_preset_on_square_uses_its_discount_and_warmup(parsed):

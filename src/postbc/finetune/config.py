@@ -250,11 +250,12 @@ def preset_defaults(name: str, task: str | None = None) -> FinetuneConfig:
     """The defaults `postbc finetune --preset NAME` starts from; every option given beside it still overrides.
 
     reference: the DSRL reference's Robomimic settings (ajwagen/dsrl cfg/robomimic/dsrl_*.yaml, the
-    PostBC paper's utd 20): 4 envs, 3 x 2048 Tanh + LayerNorm networks, utd 20, batch 256, lr 3e-4,
-    tau 0.005, 2 critics, target entropy 0, magnitude 1.5, 24k warm-up env steps, gamma 0.99, 200
-    evaluation episodes; on square gamma 0.999 and 32k warm-up. (The reference code uses utd 30 on
-    lift and the paper 10 for sigma-BC: pass --sac.utd.) A GPU-sized setting: on this project's
-    2-core CPU one update takes about 1 s.
+    PostBC paper's utd 20): **DSRL-NA** (the reference's `algorithm` on lift, can and square; pass
+    --algo dsrl for DSRL-SAC), 4 envs, 3 x 2048 Tanh + LayerNorm networks, utd 20, 10 noise-critic
+    steps per update, batch 256, lr 3e-4, tau 0.005, 2 critics, target entropy 0, magnitude 1.5,
+    24k warm-up env steps, gamma 0.99, 200 evaluation episodes; on square gamma 0.999 and 32k
+    warm-up. (The reference code uses utd 30 on lift and the paper 10 for sigma-BC: pass --sac.utd.)
+    A GPU-sized setting: on this project's 2-core CPU one update takes about 1 s.
     """
     import tyro
 
@@ -262,6 +263,7 @@ def preset_defaults(name: str, task: str | None = None) -> FinetuneConfig:
     square = task == "square"
     sac = SACConfig(hidden=2048, layers=3, activation="tanh", layer_norm=True, normalize_obs=True, lr=3e-4,
                     batch_size=256, utd=20, gamma=0.999 if square else 0.99, tau=0.005, target_entropy=0.0,
-                    init_alpha=1.0, num_critics=2, action_magnitude=1.5, warmup_steps=32_000 if square else 24_000)
+                    init_alpha=1.0, num_critics=2, action_magnitude=1.5, warmup_steps=32_000 if square else 24_000,
+                    noise_critic_steps=10)
     return FinetuneConfig(checkpoint=tyro.MISSING, task=tyro.MISSING if task is None else task, out=tyro.MISSING,
-                          algo="dsrl", steps=500_000, num_envs=4, eval_every=25_000, eval_episodes=200, sac=sac)
+                          algo="dsrl_na", steps=500_000, num_envs=4, eval_every=25_000, eval_episodes=200, sac=sac)
