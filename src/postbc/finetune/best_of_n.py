@@ -30,7 +30,8 @@ from postbc.finetune.loop import EVAL_SEED_STREAM
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.rollouts import load_rollouts, save_rollouts
 from postbc.io.state import load_module_state, module_state
-from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from postbc.io.checkpoint import load_checkpoint, save_checkpoint
+from postbc.io.resume import RunCheckpoint
 from postbc.io.runs import MetricsLogger
 from postbc.utils import progress, seed_everything, show
 
@@ -143,11 +144,11 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
 
     `evaluate_fn(step)` gives each row's eval columns."""
     ckpt = Path(out) / "checkpoints" / "last"
+    checkpoint = RunCheckpoint(ckpt, {})
     start, wall0 = 0, 0.0
-    if resuming and checkpoint_exists(ckpt):
-        tensors, meta = load_checkpoint(ckpt)
+    if resuming and checkpoint.exists():
+        tensors, meta = checkpoint.load()
         load_module_state({"iql": iql}, {"iql": iql.optimizer}, tensors, meta["optim"])
-        torch.set_rng_state(tensors["rng.torch"])
         start, wall0 = meta["updates"], meta["wall_time"]
     logger = MetricsLogger(out, step_key="updates", resume_step=start if start else None)
     t0 = time.perf_counter() - wall0
@@ -180,8 +181,8 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
                 show(bar, success=last.get("eval_success"), critic_loss=last.get("critic_loss"))
             if step % checkpoint_every == 0 or step == steps:
                 tensors, optim = module_state({"iql": iql}, {"iql": iql.optimizer})
-                tensors["rng.torch"] = torch.get_rng_state()
-                save_checkpoint(ckpt, tensors, {"updates": step, "wall_time": time.perf_counter() - t0, "optim": optim})
+                checkpoint.save(tensors, {"updates": step, "wall_time": time.perf_counter() - t0, "optim": optim},
+                                where=f"IQL step {step}")
     finally:
         logger.close()
     return last

@@ -14,8 +14,9 @@ Evaluation always runs episodes that end at success (success counted at its firs
 whatever the training episodes do. The row at env step 0 also evaluates the pretrained policy
 itself (`pretrained_*` columns), with the same episode seeds: every curve starts from it.
 
-Resume: `checkpoints/last` holds the algorithm state (networks, optimizers, replay), RNG states
-and counters; a restarted run loads it, drops metrics rows written after it, and continues.
+Resume: `checkpoints/last` (`postbc.io.resume.RunCheckpoint`) holds the algorithm state (networks,
+optimizers, replay), RNG states and counters; a restarted run loads it, drops metrics rows written
+after it, and continues.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ import torch
 
 from postbc.envs.registry import TaskSpec
 from postbc.envs.vector import episode_seed
-from postbc.errors import NonFiniteLoss, PostBCError
+from postbc.errors import NonFiniteLoss
 from postbc.evaluation import evaluate
 from postbc.finetune.rollout import ChunkEnv, ChunkStep
-from postbc.io.state import flatten, rng_state, set_rng_state, unflatten
-from postbc.io.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+from postbc.io.checkpoint import save_checkpoint
+from postbc.io.resume import RunCheckpoint
 from postbc.io.runs import MetricsLogger
 from postbc.utils import progress, show
 
@@ -58,10 +59,6 @@ class Algorithm(Protocol):
     def export(self) -> dict[str, torch.Tensor]: ...
 
 
-def _all_finite(tensors: dict[str, torch.Tensor]) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
-
-
 class Trainer:
     """Runs one algorithm on one task into one run directory (see module docstring)."""
 
@@ -74,33 +71,23 @@ class Trainer:
         self.eval_every, self.eval_episodes, self.checkpoint_every = eval_every, eval_episodes, checkpoint_every
         self.compat, self.backend, self.quiet = compat, backend, quiet
         self.ckpt = self.out / "checkpoints" / "last"
+        self.checkpoint = RunCheckpoint(self.ckpt, compat, np_rng=algo.np_rng)
 
     def _save(self, env_steps: int, updates: int, wall: float, crashes: int) -> None:
         tensors, algo_meta = self.algo.state()
-        if not _all_finite(tensors):
-            raise NonFiniteLoss(f"the networks hold non-finite values at env step {env_steps}; the checkpoint was not "
-                                f"overwritten, the last good one is {self.ckpt}")
-        rng_tensors: dict[str, torch.Tensor] = {}
-        rng_skel = flatten(rng_state(self.algo.np_rng), "rng", rng_tensors)
-        meta = {"env_steps": env_steps, "updates": updates, "wall_time": wall, "env_crashes": crashes,
-                "algo": algo_meta, "rng": rng_skel, "compat": self.compat}
-        save_checkpoint(self.ckpt, {**tensors, **rng_tensors}, meta)
+        self.checkpoint.save(tensors, {"env_steps": env_steps, "updates": updates, "wall_time": wall,
+                                       "env_crashes": crashes, "algo": algo_meta}, where=f"env step {env_steps}")
 
     def _load(self) -> tuple[int, int, float, int]:
-        tensors, meta = load_checkpoint(self.ckpt)
-        old = meta["compat"]  # a key the writing version did not record yet is not compared
-        if any(old[k] != v for k, v in self.compat.items() if k in old):
-            raise PostBCError(f"checkpoint {self.ckpt} was written for {meta['compat']}, this run has {self.compat}; "
-                              "use a new --out")
+        tensors, meta = self.checkpoint.load()
         self.algo.load_state(tensors, meta["algo"])
-        set_rng_state(unflatten(meta["rng"], tensors), self.algo.np_rng)
         return meta["env_steps"], meta["updates"], meta["wall_time"], meta["env_crashes"]
 
     def run(self, resuming: bool, stop_at: int | None = None) -> dict[str, float]:
         """Train to `steps` env steps. `stop_at` ends the process-equivalent of a kill (tests only)."""
         env_steps = updates = crashes = 0
         wall0 = 0.0
-        loaded = resuming and checkpoint_exists(self.ckpt)
+        loaded = resuming and self.checkpoint.exists()
         if loaded:
             env_steps, updates, wall0, crashes = self._load()
         logger = MetricsLogger(self.out, step_key="env_steps", resume_step=env_steps if loaded else None)

@@ -142,13 +142,14 @@ def load_finished(stem: Path, identity: dict[str, Any]):
     """(tensors, meta) of a finished artifact of this run (policy, posterior), refused if made from other data."""
     from postbc.errors import PostBCError
     from postbc.io.checkpoint import load_checkpoint
-    from postbc.pretrain.loop import changed_keys
+    from postbc.io.resume import changed_keys
 
     tensors, meta = load_checkpoint(stem)
-    if meta.get("dataset") != identity:
+    changed = changed_keys(meta.get("dataset") or {}, identity) if "dataset" in meta else ["dataset"]
+    if changed:
         raise PostBCError(
             f"{stem}.json was made from other data than the dataset given now "
-            f"(differs in: {', '.join(changed_keys(meta.get('dataset', {}), identity))}); "
+            f"(differs in: {', '.join(changed)}); "
             "use a new --out or delete the directory"
         )
     return tensors, meta

@@ -1,8 +1,7 @@
 """A resumable epoch loop: weights, optimizer state, RNG state and epoch in one checkpoint.
 
-Used by both training loops of pretraining (the ensemble and the diffusion policy). The checkpoint
-is safetensors + JSON via `postbc.io.checkpoint`; the optimizer's state_dict is split into tensors
-and a JSON skeleton by `postbc.io.state`, so nothing is pickled.
+Used by both training loops of pretraining (the ensemble and the diffusion policy); the checkpoint
+is `postbc.io.resume.RunCheckpoint`, the one every training loop uses.
 """
 
 from __future__ import annotations
@@ -14,21 +13,18 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from postbc.errors import PostBCError
-from postbc.io.checkpoint import check_shapes, checkpoint_exists, load_checkpoint, save_checkpoint
+from postbc.io.checkpoint import check_shapes
+from postbc.io.resume import RunCheckpoint
 from postbc.io.runs import MetricsLogger
-from postbc.io.state import flatten, unflatten
+from postbc.io.state import load_module_state, module_state
 from postbc.utils import progress, show
 
 
-def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
 class ResumableState:
-    """What a training loop needs to continue after a kill: modules, optimizer, generator, epoch.
+    """What an epoch loop needs to continue after a kill: modules, optimizer, generator, epoch, wall time.
 
     `identity` is JSON that must match on resume (e.g. the dataset digest); a mismatch is refused.
+    Stored through `postbc.io.resume.RunCheckpoint`, the checkpoint every training loop uses.
     """
 
     def __init__(
@@ -39,36 +35,28 @@ class ResumableState:
         generator: torch.Generator,
         identity: Mapping[str, Any],
     ):
-        self.stem, self.modules, self.optimizer, self.generator = Path(stem), dict(modules), optimizer, generator
-        self.identity = dict(identity)
+        self.modules, self.optimizer = dict(modules), optimizer
+        self.checkpoint = RunCheckpoint(stem, identity, generator=generator,
+                                        refuse="the dataset or model changed since the run started: use a new --out "
+                                               "or delete the directory")
         self.epoch = 0
         self.wall_time = 0.0
 
     def save(self) -> None:
-        tensors = {f"{name}.{k}": v for name, m in self.modules.items() for k, v in m.state_dict().items()}
-        optim_record = flatten(self.optimizer.state_dict(), "optim", tensors)
-        tensors["rng.torch"] = self.generator.get_state()
-        meta = {"epoch": self.epoch, "wall_time": self.wall_time, "identity": self.identity, "optimizer": optim_record}
-        save_checkpoint(self.stem, tensors, meta)
+        tensors, optim = module_state(self.modules, {"optim": self.optimizer})
+        self.checkpoint.save(tensors, {"epoch": self.epoch, "wall_time": self.wall_time, "optimizer": optim["optim"]},
+                             where=f"epoch {self.epoch}")
 
     def restore(self) -> bool:
         """Load the checkpoint if there is one; True when something was restored."""
-        if not checkpoint_exists(self.stem):
+        if not self.checkpoint.exists():
             return False
-        tensors, meta = load_checkpoint(self.stem)
-        source = f"resume checkpoint {self.stem}"
-        if meta.get("identity") != self.identity:
-            changed = changed_keys(meta.get("identity", {}), self.identity)
-            raise PostBCError(
-                f"{source} was written for different inputs (differs in: {', '.join(changed)}); "
-                "the dataset or model changed since the run started: use a new --out or delete the directory"
-            )
+        tensors, meta = self.checkpoint.load()
+        source = f"resume checkpoint {self.checkpoint.stem}"
         for name, module in self.modules.items():
             sub = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
             check_shapes(sub, {k: v.shape for k, v in module.state_dict().items()}, source)
-            module.load_state_dict(sub)
-        self.optimizer.load_state_dict(unflatten(meta["optimizer"], tensors))
-        self.generator.set_state(tensors["rng.torch"])
+        load_module_state(self.modules, {"optim": self.optimizer}, tensors, {"optim": meta["optimizer"]})
         self.epoch, self.wall_time = int(meta["epoch"]), float(meta["wall_time"])
         return True
 
