@@ -37,7 +37,7 @@ def main() -> None:
     from postbc.finetune.base import load_base_policy
     from postbc.finetune.config import SACConfig
     from postbc.finetune.dsrl import DSRL
-    from postbc.finetune.rollout import ChunkEnv
+    from postbc.finetune.chunk_env import ChunkEnv
 
     spec = get_task(args.task)
     base = load_base_policy(args.checkpoint, spec)

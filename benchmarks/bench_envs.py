@@ -58,7 +58,7 @@ def vector_steps_per_s(task: str, procs: int, steps: int) -> float:
 def policy_overhead(task: str, episodes: int) -> dict[str, float]:
     from postbc.data.normalizer import MinMaxNormalizer
     from postbc.envs.registry import get_task
-    from postbc.evaluation import evaluate
+    from postbc.evaluation.episodes import evaluate
     from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
     from postbc.policies.pretrained import PretrainedPolicy
 

@@ -1,7 +1,7 @@
 """Action spread of pretrained policies at the scarcest and densest demo states, per seed.
 
 The states are those where a PostBC run's ensemble posterior is widest / narrowest (as in the
-report's action-density plots); the spread is `postbc.diagnostics.action_spread` of the first
+report's action-density plots); the spread is `postbc.evaluation.diagnostics.action_spread` of the first
 action (root of the mean per-dimension variance over `--samples` draws), averaged over the states.
 Run paths may contain `{seed}`. Example (docs/results/can.md):
 
@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from postbc.diagnostics import action_spread, sample_actions
+from postbc.evaluation.diagnostics import action_spread, sample_actions
 from postbc.experiments.coverage import chosen_states, ensemble_std_per_state, load_run_dataset
 from postbc.policies.pretrained import PretrainedPolicy
 

@@ -24,7 +24,7 @@ def test_version_is_printed(capsys):
 def test_demo_and_quick_demo_default_to_different_directories():
     from pathlib import Path
 
-    from postbc.demo import DemoConfig
+    from postbc.demo.command import DemoConfig
 
     assert DemoConfig().out == Path("runs/demo") and DemoConfig(quick=True).out == Path("runs/demo-quick")
     assert DemoConfig(quick=True, out=Path("mine")).out == Path("mine")

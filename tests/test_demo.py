@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from postbc.cli import main
-from postbc.demo import DemoConfig
-from postbc.demo_presets import PRESETS, QUICK, choose_task
+from postbc.demo.command import DemoConfig
+from postbc.demo.presets import PRESETS, QUICK, choose_task
 
 TINY = ["--demos", "4", "--epochs", "5", "--hidden", "32", "--ensemble-size", "4", "--ensemble-epochs", "5",
         "--eval-episodes", "10", "--finetune-steps", "96", "--eval-every", "48", "--finetune-eval-episodes", "4",

@@ -3,7 +3,7 @@ import pytest
 
 from postbc.envs.testing import GreedyLinePolicy, fake_task_spec
 from postbc.errors import PostBCError
-from postbc.evaluation import evaluate
+from postbc.evaluation.episodes import evaluate
 from postbc.stats import wilson_interval
 
 

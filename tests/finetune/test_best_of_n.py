@@ -5,13 +5,13 @@ import torch
 from postbc.cli import main
 from postbc.envs.vector import episode_seed
 from postbc.errors import PostBCError
-from postbc.evaluation import evaluate
+from postbc.evaluation.episodes import evaluate
 from postbc.finetune.best_of_n import load_best_of_n_policy
 from postbc.finetune.command import run
 from postbc.finetune.config import BestOfNConfig, FinetuneConfig, IQLConfig
 from postbc.finetune.iql import expectile_loss
 from postbc.finetune.loop import EVAL_SEED_STREAM
-from postbc.finetune.rollouts import load_rollouts, save_rollouts
+from postbc.finetune.rollouts_file import load_rollouts, save_rollouts
 from postbc.io.runs import read_metrics
 
 from .conftest import NoisePuppet

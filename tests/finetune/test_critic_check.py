@@ -9,7 +9,7 @@ from postbc.finetune.command import run
 from postbc.finetune.config import BestOfNConfig, FinetuneConfig, IQLConfig
 from postbc.finetune.critic_check import (auc, check_critic, hanley_mcneil_interval, rollout_counts, split_episodes,
                                           unrankable_reason)
-from postbc.finetune.rollouts import save_rollouts
+from postbc.finetune.rollouts_file import save_rollouts
 from postbc.io.runs import read_metrics
 
 from .conftest import NoisePuppet

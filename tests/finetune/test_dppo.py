@@ -15,7 +15,7 @@ from postbc.data import MinMaxNormalizer
 from postbc.finetune.command import run
 from postbc.finetune.config import DPPOConfig, FinetuneConfig
 from postbc.finetune.dppo import DPPO, clip_schedule, clipped_surrogate, dppo_log_prob, gae, value_loss
-from postbc.finetune.rollout import ChunkEnv
+from postbc.finetune.chunk_env import ChunkEnv
 from postbc.io.checkpoint import load_checkpoint
 from postbc.io.runs import read_metrics
 from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy

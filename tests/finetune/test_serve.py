@@ -13,7 +13,7 @@ from postbc.data import MinMaxNormalizer
 from postbc.envs.registry import get_task
 from postbc.envs.vector import episode_seed
 from postbc.errors import PostBCError
-from postbc.evaluation import evaluate
+from postbc.evaluation.episodes import evaluate
 from postbc.finetune.command import run
 from postbc.finetune.config import ALGO_SECTION, BestOfNConfig, DPPOConfig, FinetuneConfig, IQLConfig, SACConfig
 from postbc.finetune.dppo import DPPO

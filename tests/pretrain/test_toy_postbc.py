@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from postbc.data import DemoDataset
-from postbc.diagnostics import action_spread, sample_actions, spread_by_region
+from postbc.evaluation.diagnostics import action_spread, sample_actions, spread_by_region
 from postbc.envs.toy import toy_state_region
-from postbc.evaluation import evaluate
+from postbc.evaluation.episodes import evaluate
 from postbc.experts.collect import collect
 from postbc.io.checkpoint import load_checkpoint
 from postbc.pretrain.command import PretrainConfig, run

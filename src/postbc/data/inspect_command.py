@@ -65,7 +65,7 @@ def describe(f: DemoFile, max_rows: int = 20) -> str:
 
 
 def run(cfg: InspectConfig) -> None:
-    from postbc.finetune.rollouts import describe_rollouts, is_rollouts_file
+    from postbc.finetune.rollouts_file import describe_rollouts, is_rollouts_file
 
     if is_rollouts_file(cfg.file):  # what `postbc finetune --algo best_of_n` writes (rollouts.h5)
         print(describe_rollouts(cfg.file))

@@ -140,6 +140,8 @@ class GreedyLinePolicy:
     Follows the policy interface evaluation uses: `chunk`, `act(obs_flat, noise=None)`.
     """
 
+    takes_noise = True
+
     def __init__(self, chunk: int = 1, noise_std: float = 0.0, gain: float = 4.0):
         self.chunk = chunk
         self.act_dim = 1

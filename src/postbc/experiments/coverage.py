@@ -59,7 +59,7 @@ def action_density(policies: dict[str, object], dataset, states: list[tuple[str,
     Policies clip their actions to the demos' range, so mass beyond it piles up on the frame's edge:
     the dashed box is that range, and a bright edge there means "as far as the policy may go".
     """
-    from postbc.diagnostics import sample_actions
+    from postbc.evaluation.diagnostics import sample_actions
 
     obs = dataset.obs[[i for _, i in states]]
     drawn = {m: sample_actions(p, obs, samples, seed)[:, :, 0, :2] for m, p in policies.items()}

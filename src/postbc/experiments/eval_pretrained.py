@@ -34,7 +34,7 @@ class EvalPretrainedConfig:
 
 
 def run(cfg: EvalPretrainedConfig) -> dict:
-    from postbc.evaluation_command import evaluate_checkpoint
+    from postbc.evaluation.command import evaluate_checkpoint
     from postbc.io.atomic import atomic_write_json
     from postbc.io.runs import MetricsLogger, prepare_run_dir
 

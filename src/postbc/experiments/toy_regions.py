@@ -40,7 +40,7 @@ class RegionRow:
 
 def success_by_region(policy, episodes: int, seed: int, num_envs: int = 25) -> dict[str, float]:
     """Success rate of `policy` on the toy task from pocket-only and from common-only starts."""
-    from postbc.evaluation import evaluate
+    from postbc.evaluation.episodes import evaluate
 
     return {region: evaluate(policy, "toy", episodes, seed=seed, num_envs=num_envs, backend="sync",
                              env_kwargs={"rare_start_prob": p}, quiet=True).success_rate

@@ -95,6 +95,8 @@ class SteeredPolicy:
     `act(obs_flat)` -> (B, chunk, act_dim) = base(obs, w) with w = `noise_fn(obs)` (B, chunk*act_dim).
     """
 
+    takes_noise = False  # the actor chooses the noise
+
     def __init__(self, base: Any, noise_fn):
         self.base, self.noise_fn = base, noise_fn
         self.chunk, self.act_dim = base.chunk, base.act_dim
@@ -111,6 +113,8 @@ class SampledSteeredPolicy(SteeredPolicy):
     `act(obs_flat, noise=None)`: `noise` (B, chunk, act_dim) is the actor's eps, so that evaluation's
     per-episode seeded noise makes the stochastic actor reproducible; None draws it from torch.
     """
+
+    takes_noise = True  # noise= is the actor's eps
 
     def act(self, obs_flat: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         eps = None if noise is None else torch.as_tensor(np.asarray(noise, np.float32)).reshape(len(obs_flat), -1)

@@ -1,7 +1,7 @@
 """Best-of-N: roll out the pretrained policy, fit an IQL critic on the rollouts, act by argmax over N samples.
 
 1. `collect_rollouts`: M episodes of the pretrained policy (env worker processes), one row per chunk
-   with reward 1 if the task was solved in it (`postbc.finetune.rollouts` format).
+   with reward 1 if the task was solved in it (`postbc.finetune.rollouts_file` format).
 2. `fit_iql`: IQL on those rows (resumable, logged, evaluated every E gradient steps when a task is given),
    except the held-out episodes that `postbc.finetune.critic_check` uses to test the critic.
 3. `BestOfNPolicy.act(obs)`: sample N chunks from the pretrained policy per observation and
@@ -28,7 +28,7 @@ from postbc.finetune.critic_check import CriticCheck, check_critic, rollout_coun
 from postbc.finetune.iql import IQL, iql_from_config
 from postbc.finetune.loop import EVAL_SEED_STREAM
 from postbc.finetune.replay import ReplayBuffer
-from postbc.finetune.rollouts import load_rollouts, save_rollouts
+from postbc.finetune.rollouts_file import load_rollouts, save_rollouts
 from postbc.io.state import load_module_state, module_state
 from postbc.io.checkpoint import load_checkpoint, save_checkpoint
 from postbc.io.resume import RunCheckpoint
@@ -73,6 +73,8 @@ def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: in
 
 class BestOfNPolicy:
     """Serves actions: N candidate chunks from the pretrained policy, the one with the highest min-Q wins."""
+
+    takes_noise = False  # draws its N candidates' noise from its own seeded generator
 
     def __init__(self, base, iql: IQL, candidates: int, seed: int = 0):
         self.base, self.iql, self.candidates = base, iql, candidates
@@ -215,7 +217,7 @@ def load_best_of_n_policy(run_dir: Path, base, candidates: int | None = None, se
 
 def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, device="cpu") -> dict:
     """`postbc finetune --algo best_of_n`: collect (or reuse) rollouts, fit IQL on `device`, evaluate Best-of-N."""
-    from postbc.evaluation import evaluate
+    from postbc.evaluation.episodes import evaluate
     from postbc.io.config import to_jsonable
 
     seed_everything(cfg.seed)

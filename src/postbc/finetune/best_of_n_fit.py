@@ -1,7 +1,7 @@
 """`postbc best-of-n-fit`: fit the Best-of-N IQL critic on labelled rollouts, no simulator needed.
 
 The real-robot workflow: roll the pretrained policy out, label each chunk with success, write the
-file in the `postbc.finetune.rollouts` format, fit here, then serve actions with
+file in the `postbc.finetune.rollouts_file` format, fit here, then serve actions with
 `postbc.finetune.best_of_n.load_best_of_n_policy(OUT, PretrainedPolicy.load(CHECKPOINT))`.
 Rollouts without a success or without a failure are refused (a critic learns nothing from them);
 otherwise the critic is checked on held-out episodes (`postbc.finetune.critic_check`) and, if it
@@ -22,7 +22,7 @@ class BestOfNFitConfig:
     """Fit an IQL critic on a rollouts file for Best-of-N action selection."""
 
     rollouts: Path
-    """HDF5 rollouts file (datasets obs, actions, rewards, next_obs, dones, episode; see postbc.finetune.rollouts)."""
+    """HDF5 rollouts file (datasets obs, actions, rewards, next_obs, dones, episode; see postbc.finetune.rollouts_file)."""
     out: Path
     """Run directory to write (critic.*, metrics.csv, checkpoints/)."""
     checkpoint: Path | None = None
@@ -58,7 +58,7 @@ def run(cfg: BestOfNFitConfig) -> dict:
     from postbc.finetune.best_of_n import critic_verdict, fit_iql, heldout_check, rollout_buffer, save_critic, select_rows
     from postbc.finetune.critic_check import rollout_counts, split_episodes, unrankable_reason
     from postbc.finetune.iql import iql_from_config
-    from postbc.finetune.rollouts import load_rollouts
+    from postbc.finetune.rollouts_file import load_rollouts
     from postbc.io.config import to_jsonable
     from postbc.io.runs import prepare_run_dir
     from postbc.utils import seed_everything

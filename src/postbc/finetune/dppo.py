@@ -37,7 +37,7 @@ from postbc.errors import PostBCError
 from postbc.finetune.config import DPPOConfig
 from postbc.finetune.networks import mlp
 from postbc.finetune.replay import ReplayBuffer
-from postbc.finetune.rollout import ChunkStep
+from postbc.finetune.chunk_env import ChunkStep
 from postbc.io.checkpoint import check_shapes
 from postbc.io.state import load_module_state, module_state
 from postbc.policies.diffusion import DiffusionPolicy
@@ -134,6 +134,8 @@ class SplitDenoiser(nn.Module):
 
 class DDPMChunkPolicy:
     """Raw flat obs -> raw action chunks by the (split) model's DDPM sampling: what `evaluate` runs."""
+
+    takes_noise = False  # DDPM noise from its own seeded generator
 
     def __init__(self, base, model: DiffusionPolicy, steps: int, min_std: float, seed: int = EVAL_NOISE_SEED):
         self.base, self.model, self.steps, self.min_std = base, model, steps, min_std

@@ -20,7 +20,7 @@ from postbc.finetune.base import SampledSteeredPolicy, SteeredPolicy, base_actio
 from postbc.finetune.config import SACConfig
 from postbc.finetune.networks import TanhGaussianActor
 from postbc.finetune.replay import ReplayBuffer
-from postbc.finetune.rollout import ChunkStep
+from postbc.finetune.chunk_env import ChunkStep
 from postbc.finetune.sac import SAC
 from postbc.io.checkpoint import check_shapes
 from postbc.io.state import load_module_state, module_state

@@ -28,7 +28,7 @@ from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, obs_
                                   store_transitions, transition_fields)
 from postbc.finetune.networks import Critic, bf16_autocast
 from postbc.finetune.replay import ReplayBuffer
-from postbc.finetune.rollout import ChunkStep
+from postbc.finetune.chunk_env import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
 from postbc.io.state import load_module_state, module_state
 from postbc.utils import seed_everything

@@ -33,8 +33,8 @@ import torch
 from postbc.envs.registry import TaskSpec
 from postbc.envs.vector import episode_seed
 from postbc.errors import NonFiniteLoss
-from postbc.evaluation import evaluate
-from postbc.finetune.rollout import ChunkEnv, ChunkStep
+from postbc.evaluation.episodes import evaluate
+from postbc.finetune.chunk_env import ChunkEnv, ChunkStep
 from postbc.io.checkpoint import save_checkpoint
 from postbc.io.resume import RunCheckpoint
 from postbc.io.runs import MetricsLogger

@@ -51,6 +51,8 @@ class FinetunedPolicy:
     are the base policy's; `algo`, `run_dir` and `task` (the task it was finetuned on) describe the run.
     """
 
+    takes_noise = False  # each algorithm's policy draws or computes its own noise
+
     def __init__(self, inner: Any, base: Any, algo: str, run_dir: Path, task: str | None):
         self.inner, self.base, self.algo, self.run_dir, self.task = inner, base, algo, Path(run_dir), task
         self.obs_keys = getattr(base, "obs_keys", None)

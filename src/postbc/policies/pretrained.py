@@ -30,6 +30,8 @@ POLICY_STEM = "policy"
 class PretrainedPolicy:
     """A diffusion policy with its normalizers; `act` maps raw flat observations to raw action chunks."""
 
+    takes_noise = True  # act(obs, noise=): DDIM from the given initial noise
+
     def __init__(
         self,
         model: DiffusionPolicy,

@@ -29,9 +29,14 @@ POLICY_NOISE_STREAM = 1
 
 
 class ChunkPolicy(Protocol):
-    chunk: int
+    """What evaluation runs. `takes_noise`: `act` accepts `noise=` (B, chunk, act_dim) N(0, I) draws, which
+    evaluation seeds per episode (diffusion policies sampled from their initial noise); a policy that
+    draws or computes its own says False. A policy without the attribute is asked by its signature."""
 
-    def act(self, obs_flat: np.ndarray) -> np.ndarray:  # (B, obs_dim) -> (B, chunk, act_dim)
+    chunk: int
+    takes_noise: bool
+
+    def act(self, obs_flat: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:  # (B, obs_dim) -> (B, chunk, act_dim)
         ...
 
 
@@ -93,7 +98,10 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 
 def _takes_noise(policy: Any) -> bool:
-    try:
+    declared = getattr(policy, "takes_noise", None)
+    if declared is not None:
+        return bool(declared)
+    try:  # a policy written outside postbc: does its act have a noise argument?
         return "noise" in inspect.signature(policy.act).parameters
     except (TypeError, ValueError):
         return False

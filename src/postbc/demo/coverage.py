@@ -6,7 +6,7 @@
   and smallest (dense), via `postbc.experiments.coverage`; the plots show that std along every
   demo and the first-action density at those states.
 
-Spread is `postbc.diagnostics.action_spread`: the root mean per-dimension variance of the first
+Spread is `postbc.evaluation.diagnostics.action_spread`: the root mean per-dimension variance of the first
 action over seeded samples, in raw action units.
 """
 
@@ -51,8 +51,8 @@ def probe_states(num_per_region: int, seed: int) -> dict[str, np.ndarray]:
 
 def toy_coverage(policies: dict, num_probes: int, seed: int, out: Path) -> tuple[dict[str, dict[str, float]], list[Path]]:
     """{method: {"rare": spread, "common": spread}} and the action-sample plot."""
-    from postbc.demo_report import plot_action_samples
-    from postbc.diagnostics import action_spread, sample_actions
+    from postbc.demo.report import plot_action_samples
+    from postbc.evaluation.diagnostics import action_spread, sample_actions
 
     probes = probe_states(num_probes, seed)
     spread, samples = {}, {}
@@ -67,7 +67,7 @@ def toy_coverage(policies: dict, num_probes: int, seed: int, out: Path) -> tuple
 def posterior_coverage(policies: dict, postbc_run: Path, num_states: int, seed: int,
                        out: Path) -> tuple[dict[str, dict[str, float]], list[Path]]:
     """{method: {"scarce": spread, "dense": spread}} at the demo states of largest / smallest ensemble std."""
-    from postbc.diagnostics import action_spread, sample_actions
+    from postbc.evaluation.diagnostics import action_spread, sample_actions
     from postbc.experiments.coverage import (action_density, chosen_states, ensemble_std_per_state, load_run_dataset,
                                              std_along_trajectories)
 

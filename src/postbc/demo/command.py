@@ -6,11 +6,11 @@
 4. Both are finetuned briefly with DSRL-SAC (`postbc.finetune.command`), which evaluates every
    `eval_every` env steps into its metrics.csv.
 5. Coverage: how widely each pretrained policy samples actions where demos are scarce vs dense
-   (`postbc.demo_coverage`).
+   (`postbc.demo.coverage`).
 6. The results table is printed (and written to results.md), then the coverage table and the
    per-phase wall times; demo.png shows pretrained vs finetuned success and the finetuning curves.
 
-The task and the size of every phase come from a preset (`postbc.demo_presets`): robosuite lift
+The task and the size of every phase come from a preset (`postbc.demo.presets`): robosuite lift
 when robosuite is installed, else the toy task; `--quick` is a ~2.5-minute toy run.
 
 Re-running with the same --out and options reuses every finished phase (and resumes a killed
@@ -27,8 +27,8 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from postbc.demo_presets import AUTO, DemoSettings, choose_task, overridable, preset_for
-from postbc.demo_report import MethodResult, Success
+from postbc.demo.presets import AUTO, DemoSettings, choose_task, overridable, preset_for
+from postbc.demo.report import MethodResult, Success
 from postbc.io.config import require_device_name, require_positive
 
 T = TypeVar("T")
@@ -208,7 +208,7 @@ def pretrain(s: DemoSettings, method: str, dataset: Path, out: Path, quiet: bool
 
 def evaluate_pretrained(s: DemoSettings, run_dir: Path, path: Path, quiet: bool, device: str = "cpu") -> Success:
     """Success of a pretrained policy (its own noise ~ N(0, I)); the result is cached in `path`."""
-    from postbc.evaluation_command import evaluate_checkpoint
+    from postbc.evaluation.command import evaluate_checkpoint
     from postbc.io.atomic import atomic_write_json
 
     if not path.exists():
@@ -239,7 +239,7 @@ def finetune(s: DemoSettings, checkpoint: Path, out: Path, quiet: bool, device: 
 
 
 def coverage(s: DemoSettings, policies: dict, out: Path) -> tuple[dict[str, dict[str, float]], list[Path]]:
-    from postbc.demo_coverage import posterior_coverage, toy_coverage
+    from postbc.demo.coverage import posterior_coverage, toy_coverage
 
     if s.task == "toy":
         return toy_coverage(policies, s.probe_states, s.seed + 1, out)
@@ -249,7 +249,7 @@ def coverage(s: DemoSettings, policies: dict, out: Path) -> tuple[dict[str, dict
 def report(results: list[MethodResult], s: DemoSettings, phases: Phases, plots: list[Path], out: Path,
            wall: float) -> list[MethodResult]:
     """Print the results table first, then coverage and timings; write results.md and demo.png."""
-    from postbc.demo_report import format_coverage, format_phases, format_table, plot_summary
+    from postbc.demo.report import format_coverage, format_phases, format_table, plot_summary
 
     table = format_table(results)
     summary = plot_summary(results, s.task, s.demos, out / "demo.png")

@@ -59,7 +59,7 @@ def describe_rollouts(path: Path) -> str:
     successes, failures = rollout_counts(data["rewards"], data["episode"])
     lengths = np.unique(data["episode"], return_counts=True)[1]
     return "\n".join([
-        f"file: {path} (Best-of-N rollouts, postbc.finetune.rollouts format)",
+        f"file: {path} (Best-of-N rollouts, postbc.finetune.rollouts_file format)",
         f"task: {meta['task'] or '(not recorded)'}; collected by weights {meta['base_weights'] or '(not recorded)'}",
         f"episodes: {successes + failures} ({successes} successful, {failures} failed), chunks: {len(data['obs'])}, "
         f"chunks per episode min / mean / max: {lengths.min()} / {lengths.mean():.1f} / {lengths.max()}",
@@ -73,14 +73,14 @@ def load_rollouts(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 
     path = Path(path)
     if not path.exists():
-        raise PostBCError(f"rollouts file {path} does not exist; collect rollouts with `postbc finetune --algo best_of_n` or write one in the format of postbc.finetune.rollouts")
+        raise PostBCError(f"rollouts file {path} does not exist; collect rollouts with `postbc finetune --algo best_of_n` or write one in the format of postbc.finetune.rollouts_file")
     with h5py.File(path, "r") as f:
         missing = [k for k in KEYS if k not in f]
         if len(missing) == len(KEYS):
             raise PostBCError(f"{path} is not a rollouts file: it holds none of the datasets {', '.join(KEYS)} (it holds "
-                              f"{hdf5_entries(f)}); see postbc.finetune.rollouts for the format")
+                              f"{hdf5_entries(f)}); see postbc.finetune.rollouts_file for the format")
         if missing:
-            raise PostBCError(f"rollouts file {path} lacks dataset(s) {', '.join(missing)} (see postbc.finetune.rollouts)")
+            raise PostBCError(f"rollouts file {path} lacks dataset(s) {', '.join(missing)} (see postbc.finetune.rollouts_file)")
         data = {k: f[k][()] for k in KEYS}
         try:
             meta = {"obs_keys": json.loads(f.attrs["obs_keys"]), "chunk": int(f.attrs["chunk"]),

@@ -44,32 +44,40 @@ class EvalConfig:
         require_device_name("device", self.device)
 
 
-def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed: int, num_envs: int, *,
-                        backend: str = "auto", quiet: bool = False, base: Path | None = None, device: str = "cpu"):
-    """Load a policy, check it fits `task` (default: the one it was trained for), evaluate it.
+def load_policy(checkpoint: Path, *, base: Path | None = None, seed: int | None = None, device: str = "cpu"):
+    """The policy any postbc run directory serves, on `device` (a `--device` value, refused when absent).
 
-    `checkpoint`: a pretrained policy, or a finetune run directory served by
-    `postbc.finetune.serve.load_finetuned_policy` (on `base`, default: the run's own checkpoint).
-    `device`: a `--device` value; refused (before any env starts) when this machine does not have it.
-    Returns (policy, task spec, EvalResult). Shared by `postbc eval` and the sweep's eval stage.
+    `checkpoint`: a pretraining run (its `PretrainedPolicy`) or a finetune / best-of-n-fit run (its
+    `FinetunedPolicy`, on `base`, default: the pretrained policy recorded in its config.json; `seed`:
+    DPPO's and Best-of-N's sampling noise). Both follow `postbc.evaluation.episodes.ChunkPolicy`;
+    `takes_noise` says whether evaluation may seed their noise.
     """
     from postbc.device import resolve_for_run
-
-    from postbc.envs.compat import check_dataset_matches_task
-    from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
-    from postbc.evaluation import evaluate
     from postbc.finetune.serve import is_finetune_run, load_finetuned_policy
     from postbc.policies.pretrained import PretrainedPolicy
 
     torch_device = resolve_for_run(device)
     if is_finetune_run(checkpoint):
-        policy = load_finetuned_policy(checkpoint, base, seed=seed, device=torch_device)
-    elif base is not None:
+        return load_finetuned_policy(checkpoint, base, seed=seed, device=torch_device)
+    if base is not None:
         raise PostBCError(f"--base applies to finetune run directories; {checkpoint} is not one (drop --base to "
                           "evaluate it as a pretrained policy)")
-    else:
-        policy = PretrainedPolicy.load(checkpoint, device=torch_device)
+    return PretrainedPolicy.load(checkpoint, device=torch_device)
+
+
+def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed: int, num_envs: int, *,
+                        backend: str = "auto", quiet: bool = False, base: Path | None = None, device: str = "cpu"):
+    """Load a policy (`load_policy`), check it fits `task` (default: the one it was trained for), evaluate it.
+
+    Returns (policy, task spec, EvalResult). Shared by `postbc eval`, the demo and the sweep's eval stage.
+    """
+    from postbc.envs.compat import check_dataset_matches_task
+    from postbc.envs.registry import get_task
+    from postbc.errors import PostBCError
+    from postbc.evaluation.episodes import evaluate
+
+    policy = load_policy(checkpoint, base=base, seed=seed, device=device)
     task = task or (policy.env_args.get("env_kwargs") or {}).get("task") or getattr(policy, "task", None)
     if not task:
         raise PostBCError(f"checkpoint {checkpoint} does not name the task it was trained for; pass --task")
@@ -83,7 +91,7 @@ def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed:
 def run(cfg: EvalConfig) -> None:
     if cfg.frames is not None:
         os.environ.setdefault("MUJOCO_GL", "egl")  # must precede the first simulator import
-    from postbc.evaluation import save_episode_strip
+    from postbc.evaluation.episodes import save_episode_strip
     from postbc.io.atomic import atomic_write_json
 
     policy, spec, result = evaluate_checkpoint(cfg.checkpoint, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs,
