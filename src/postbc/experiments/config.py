@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from postbc.errors import PostBCError
+from postbc.finetune.config import ALGOS  # neither import loads torch
 from postbc.io.config import from_jsonable, require_choice, require_positive
+from postbc.pretrain.command import METHODS
 
-METHODS = ("bc", "sigma_bc", "postbc")  # postbc.pretrain.command.METHODS (not imported: it pulls in torch)
-ALGOS = ("dsrl", "dsrl_na", "dppo", "best_of_n")  # postbc.finetune.config.ALGOS
 # Fields the sweep sets itself for each stage; a budget may not set them.
 PRETRAIN_OWNED = ("method", "dataset", "out", "seed", "quiet")
 FINETUNE_OWNED = ("checkpoint", "task", "out", "algo", "seed", "quiet")

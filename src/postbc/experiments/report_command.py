@@ -53,6 +53,7 @@ def coverage_figures(results, cfg: ReportConfig) -> list[Path]:
     """For each (task, demos): the first seed with a finished postbc run (and a baseline for the densities)."""
     from postbc.experiments import coverage
     from postbc.policies.pretrained import PretrainedPolicy
+    from postbc.pretrain.command import METHODS
 
     done = {(r.stage.params["task"], r.stage.params["demos"], r.stage.params["method"], r.stage.params["seed"]): r.stage.dir
             for r in results.of_kind("pretrain")}
@@ -68,7 +69,7 @@ def coverage_figures(results, cfg: ReportConfig) -> list[Path]:
             std, dataset, f"{task}, {demos} demos, seed {seed}: posterior std along demos", cfg.out / f"ensemble_std_{tag}.png"))
         if cfg.coverage_states:
             policies = {m: PretrainedPolicy.load(done[(task, demos, m, seed)])
-                        for m in ("bc", "sigma_bc", "postbc") if (task, demos, m, seed) in done}
+                        for m in METHODS if (task, demos, m, seed) in done}
             paths.append(coverage.action_density(
                 policies, dataset, coverage.chosen_states(std, cfg.coverage_states), std, cfg.samples, cfg.seed,
                 f"{task}, {demos} demos, seed {seed}: first action, dims 0-1 (x = demo action)",
