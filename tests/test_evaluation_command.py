@@ -6,6 +6,7 @@ import pytest
 from postbc.cli import main
 from postbc.data.normalizer import MinMaxNormalizer
 from postbc.envs.registry import get_task
+from postbc.evaluation import evaluate
 from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from postbc.policies.pretrained import PretrainedPolicy
 
@@ -39,6 +40,11 @@ def test_eval_reads_the_task_from_the_checkpoint_and_writes_json(toy_run_dir, tm
     assert main(args[:-3] + ["--out", str(tmp_path / "again.json"), "--quiet"]) == 0
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["episode_length"] == result["episode_length"]  # same seed, same episodes
+    # the command reports what the library computes for that policy, seed and episodes
+    direct = evaluate(PretrainedPolicy.load(toy_run_dir), "toy", episodes=6, seed=3, num_envs=1, backend="sync",
+                      quiet=True)
+    assert result["episode_success"] == direct.episode_success and result["episode_length"] == direct.episode_length
+    assert result["success_rate"] == direct.success_rate
 
 
 def test_eval_refuses_a_task_the_checkpoint_was_not_made_for(toy_run_dir, capsys):

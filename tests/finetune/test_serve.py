@@ -222,6 +222,9 @@ def test_postbc_eval_on_a_finetune_run(tmp_path, toy_base_dir, capsys, algo):
     assert "toy: success" in capsys.readouterr().out
     result = json.loads(out.read_text())
     assert result["algo"] == algo and result["task"] == "toy" and result["episodes"] == 2
+    # the command reports what evaluating the served policy computes (same seed for episodes and noise)
+    direct = evaluate(load_finetuned_policy(cfg.out, seed=0), "toy", 2, seed=0, num_envs=2, backend="sync", quiet=True)
+    assert result["episode_length"] == direct.episode_length and result["episode_success"] == direct.episode_success
 
 
 def test_postbc_eval_refusals_on_finetune_runs(tmp_path, toy_base_dir, capsys):
