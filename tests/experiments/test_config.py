@@ -110,3 +110,13 @@ def test_the_can_alpha_follow_up_differs_from_the_headline_only_in_postbc_alpha(
     for stage in follow_up:
         expected = {**baseline[stage.name], "alpha": 0.5} if stage.kind == "pretrain" else baseline[stage.name]
         assert stage.config == expected, stage.name
+
+
+def test_paper_best_of_n_config_is_the_papers_setting():
+    stages = plan_sweep(load_sweep_config(REPO / "configs" / "paper_best_of_n.toml"), Path("/r"))
+    assert sorted(s.name for s in stages if s.kind == "collect") == ["data/can-d300-s0", "data/lift-d20-s0"]
+    assert {s.config["chunk"] for s in stages if s.kind == "pretrain"} == {1}
+    finetunes = [s for s in stages if s.kind == "finetune"]
+    assert len(finetunes) == 2 * 3 * 5 and {s.config["algo"] for s in finetunes} == {"best_of_n"}
+    assert {s.config["best_of_n"]["rollouts"] for s in finetunes} == {1000}
+    assert {s.config["best_of_n"]["iql"]["gamma"] for s in finetunes} == {0.999}
