@@ -110,3 +110,26 @@ def test_iql_scales_observations_with_the_policy_normalizer():
     scaled = torch.as_tensor(norm.normalize(raw.numpy()))
     np.testing.assert_allclose(iql.q_value(raw, action).detach(), iql.q(scaled, action).min(0).values.detach())
     assert torch.equal(iql.scaled(raw), scaled)
+
+
+def test_plateau_counts_evaluations_without_a_one_percent_gain():
+    from postbc.finetune.best_of_n import Plateau
+
+    p = Plateau(patience=2)
+    assert [p.update(v) for v in (1.0, 0.5, 0.499, 0.498, 0.3, 0.3)] == [False, False, False, True, False, False]
+    assert not Plateau(patience=0).update(1.0) and not Plateau(patience=1).update(float("nan"))
+
+
+def test_best_of_n_stops_iql_once_its_held_out_error_has_converged_and_resumes_stopped(tmp_path, line_spec):
+    cfg = FinetuneConfig(checkpoint="puppet", task="line", out=tmp_path / "run", algo="best_of_n", steps=40_000,
+                         eval_every=200, eval_episodes=4, num_envs=2, env_backend="sync", quiet=True,
+                         best_of_n=BestOfNConfig(rollouts=20, candidates=4, workers=1, patience=2,
+                                                 iql=IQLConfig(hidden=32, lr=3e-3)))
+    run(cfg, base=NoisePuppet(), spec=line_spec)
+    rows = read_metrics(tmp_path / "run")
+    stopped = int(rows[-1]["updates"])
+    assert stopped < 40_000 and float(rows[-1]["converged"]) == 1.0
+    assert all(float(r["converged"]) == 0.0 for r in rows[1:-1])
+    assert (tmp_path / "run" / "critic.safetensors").exists()
+    run(cfg, base=NoisePuppet(), spec=line_spec)  # the same command again trains no further
+    assert int(read_metrics(tmp_path / "run")[-1]["updates"]) == stopped

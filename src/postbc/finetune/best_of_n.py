@@ -139,32 +139,68 @@ def rollout_buffer(data: dict[str, np.ndarray]) -> ReplayBuffer:
     return buf
 
 
+class Plateau:
+    """Whether a loss has stopped falling: no evaluation improved the best by `rel` for `patience` in a row."""
+
+    def __init__(self, patience: int, rel: float = 0.01, best: float = math.inf, stale: int = 0):
+        self.patience, self.rel, self.best, self.stale = patience, rel, best, stale
+
+    def update(self, value: float) -> bool:
+        """Record one evaluation's value; True once the plateau is reached (never with patience 0 or a nan)."""
+        if self.patience <= 0 or not math.isfinite(value):
+            return False
+        if value < self.best * (1 - self.rel) or not math.isfinite(self.best):
+            self.best, self.stale = value, 0
+        else:
+            self.stale += 1
+        return self.stale >= self.patience
+
+    def state(self) -> dict[str, float]:
+        return {"best": self.best, "stale": self.stale}
+
+
 def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: int, log_every: int,
             checkpoint_every: int, resuming: bool, evaluate_fn: Callable[[int], dict] | None = None,
-            extra: dict[str, Any] | None = None, quiet: bool = False) -> dict[str, Any]:
+            extra: dict[str, Any] | None = None, quiet: bool = False, patience: int = 0) -> dict[str, Any]:
     """Train `iql` on `buf` for `steps` gradient steps, logging / checkpointing under `out`; resumable.
 
-    `evaluate_fn(step)` gives each row's eval columns."""
+    `evaluate_fn(step)` gives each row's eval columns. `patience` > 0 stops early once the rows'
+    `heldout_td_error` has plateaued (`Plateau`); the row then records `converged` = 1."""
     ckpt = Path(out) / "checkpoints" / "last"
     checkpoint = RunCheckpoint(ckpt, {})
     start, wall0 = 0, 0.0
+    plateau = Plateau(patience)
     if resuming and checkpoint.exists():
         tensors, meta = checkpoint.load()
         load_module_state({"iql": iql}, {"iql": iql.optimizer}, tensors, meta["optim"])
         start, wall0 = meta["updates"], meta["wall_time"]
+        plateau = Plateau(patience, **meta.get("plateau", {}))
+        if meta.get("converged"):
+            from postbc.io.runs import read_metrics
+
+            return read_metrics(out)[-1]
     logger = MetricsLogger(out, step_key="updates", resume_step=start if start else None)
     t0 = time.perf_counter() - wall0
     acc: dict[str, list] = {}
     last: dict[str, Any] = {}
 
-    def log_row(step: int) -> None:
+    def log_row(step: int) -> bool:
         nonlocal acc, last
         row = {"updates": step, "wall_time": time.perf_counter() - t0, **(extra or {})}
         row.update(evaluate_fn(step) if evaluate_fn else {"eval_success": math.nan, "eval_low": math.nan, "eval_high": math.nan})
         for k in ("value_loss", "critic_loss", "q_mean", "v_mean"):
             row[k] = float(torch.stack(acc[k]).mean()) if acc.get(k) else math.nan
+        converged = step > 0 and plateau.update(float(row.get("heldout_td_error", math.nan)))
+        if patience > 0:  # (a column older runs' metrics.csv does not have)
+            row["converged"] = float(converged)
         logger.log(row)
         acc, last = {}, row
+        return converged
+
+    def save(step: int, converged: bool = False) -> None:
+        tensors, optim = module_state({"iql": iql}, {"iql": iql.optimizer})
+        checkpoint.save(tensors, {"updates": step, "wall_time": time.perf_counter() - t0, "optim": optim,
+                                  "plateau": plateau.state(), "converged": converged}, where=f"IQL step {step}")
 
     try:
         if start == 0:
@@ -178,13 +214,17 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
                                     f"checkpoint {ckpt} is kept; lower --best-of-n.iql.lr")
             for k, v in metrics.items():
                 acc.setdefault(k, []).append(v)
+            converged = False
             if step % log_every == 0 or step == steps:
-                log_row(step)
+                converged = log_row(step)
                 show(bar, success=last.get("eval_success"), critic_loss=last.get("critic_loss"))
+            if converged:
+                save(step, converged=True)
+                print(f"IQL converged at step {step}: the held-out TD error has not fallen by 1% in {patience} "
+                      f"evaluations (best {plateau.best:.4g})")
+                break
             if step % checkpoint_every == 0 or step == steps:
-                tensors, optim = module_state({"iql": iql}, {"iql": iql.optimizer})
-                checkpoint.save(tensors, {"updates": step, "wall_time": time.perf_counter() - t0, "optim": optim},
-                                where=f"IQL step {step}")
+                save(step)
     finally:
         logger.close()
     return last
@@ -257,7 +297,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, devic
              "heldout_episodes": len(np.unique(heldout["episode"]))}
     last = fit_iql(iql, rollout_buffer(train), cfg.out, steps=cfg.steps, batch_size=icfg.batch_size,
                    log_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_interval, resuming=resuming,
-                   evaluate_fn=evaluate_fn, extra=extra, quiet=cfg.quiet)
+                   evaluate_fn=evaluate_fn, extra=extra, quiet=cfg.quiet, patience=cfg.best_of_n.patience)
     check, acts, sentence = verdict()
     print(f"rollouts: {successes} successful and {failures} failed episodes. {sentence}")
     save_critic(cfg.out, iql, {**compat, "chunk": base.chunk, "act_dim": base.act_dim, "obs_dim": spec.obs_dim,

@@ -169,11 +169,15 @@ class BestOfNConfig:
     """Fraction of the successful and of the failed rollout episodes held out to check the critic before it acts."""
     force: bool = False
     """Act with the critic even when the held-out check says it ranks no better than chance."""
+    patience: int = 0
+    """Stop IQL before --steps once its held-out TD error has not fallen by 1% for this many evaluations in a
+    row (its own convergence signal; 0: always train the full --steps). Needs held-out rollouts."""
     iql: IQLConfig = dataclasses.field(default_factory=IQLConfig)
 
     def __post_init__(self):
         for name in ("rollouts", "candidates", "workers"):
             require_positive(f"best_of_n.{name}", getattr(self, name))
+        require_positive("best_of_n.patience", self.patience, allow_zero=True)
         require_range("best_of_n.heldout", self.heldout, 0.0, 0.9)
 
 
