@@ -3,7 +3,7 @@ import math
 import torch
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from postbc.finetune.networks import Critic, EnsembleMLP, TanhGaussianActor, tanh_gaussian_log_prob
+from postbc.finetune.networks import Critic, CriticMLPs, TanhGaussianActor, tanh_gaussian_log_prob
 from postbc.finetune.sac import SAC, actor_loss, critic_loss, polyak, soft_td_target, temperature_loss
 
 
@@ -61,7 +61,7 @@ def test_temperature_moves_toward_target_entropy():
 
 def test_ensemble_equals_separate_members():
     torch.manual_seed(0)
-    net = EnsembleMLP(3, 5, 2, 8, 2)
+    net = CriticMLPs(3, 5, 2, 8, 2)
     x = torch.randn(4, 5)
     out = net(x)
     for k in range(3):

@@ -91,8 +91,13 @@ class EnsembleLayerNorm(nn.Module):
         return torch.addcmul(b, F.layer_norm(x.float(), x.shape[-1:], eps=self.eps), w)
 
 
-class EnsembleMLP(nn.Module):
-    """K MLPs with identical shapes evaluated in one pass; output (K, B, out_dim).
+class CriticMLPs(nn.Module):
+    """K MLPs with identical shapes evaluated in one pass (a critic ensemble); output (K, B, out_dim).
+
+    Not the PostBC posterior ensemble (`postbc.policies.ensemble.EnsembleMLP`): that one trains through a
+    hand-written backward with ReLU and Gaussian heads, while critics need autograd through the action,
+    LayerNorm, any activation, and fp32 outputs under bf16. Their state_dict keys differ, so merging the
+    two would break saved critics and resume checkpoints.
 
     `detach=True` evaluates with the weights cut from the graph: the actor's loss can then flow
     through the critic into the action without leaving gradients on the critic.
@@ -124,7 +129,7 @@ class Critic(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int, members: int = 2, activation: str = "relu",
                  layer_norm: bool = False):
         super().__init__()
-        self.net = EnsembleMLP(members, obs_dim + act_dim, 1, hidden, layers, activation, layer_norm)
+        self.net = CriticMLPs(members, obs_dim + act_dim, 1, hidden, layers, activation, layer_norm)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor, detach: bool = False) -> torch.Tensor:
         return self.net(torch.cat([obs, act], -1), detach).squeeze(-1)
