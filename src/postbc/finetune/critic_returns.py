@@ -1,0 +1,84 @@
+"""How far a DSRL / DSRL-NA critic is from the returns its own training episodes earned.
+
+`returns_by_position(algo, num_envs, gamma)` rebuilds every training episode from the algorithm's
+replay (transitions are stored env by env in vector order; continuity is checked), and gives per
+transition the discounted return it really earned (`mc`, to the horizon, which is terminal), its
+chunk position, `q_data` = min_k Q_k(s, a) for the replay's action (what the TD loss fits) and
+`q_actor` = min_k Q_k(s, a') for a fresh action of the current actor (what the TD target
+bootstraps from). A right critic has `q_data` near `mc`; `q_actor` far above `q_data` at the same
+states means the actor found actions whose value the critic overestimates. The command-line
+front end is `benchmarks/critic_vs_returns.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from postbc.errors import PostBCError
+
+
+def per_env(x: np.ndarray, num_envs: int) -> list[np.ndarray]:
+    return [x[e::num_envs] for e in range(num_envs)]
+
+
+def discounted_returns(reward: np.ndarray, done: np.ndarray, gamma: float) -> np.ndarray:
+    """Return of each transition of one env's stream, cut at every terminal transition."""
+    out, g = np.zeros(len(reward)), 0.0
+    for i in range(len(reward) - 1, -1, -1):
+        g = reward[i] + gamma * g * (1.0 - done[i])
+        out[i] = g
+    return out
+
+
+def positions(done: np.ndarray) -> np.ndarray:
+    """Chunk index of each transition within its episode."""
+    out, p = np.zeros(len(done), int), 0
+    for i, d in enumerate(done):
+        out[i], p = p, 0 if d else p + 1
+    return out
+
+
+def interleave(parts: list[np.ndarray]) -> np.ndarray:
+    out = np.empty(sum(len(p) for p in parts), dtype=parts[0].dtype)
+    for e, p in enumerate(parts):
+        out[e::len(parts)] = p
+    return out
+
+
+@torch.no_grad()
+def critic_values(algo, obs: torch.Tensor, action: torch.Tensor, batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """(min_k Q(s, a_replay), min_k Q(s, a_actor)) for DSRL (noise critic) or DSRL-NA (action critic)."""
+    q_data, q_actor = [], []
+    for i in range(0, len(obs), batch):
+        o, a = obs[i:i + batch], action[i:i + batch]
+        s = algo.scale_obs(o)
+        if hasattr(algo, "sac"):
+            w, _ = algo.sac.actor(s)
+            q_data.append(algo.sac.critic(s, a).min(0).values)
+            q_actor.append(algo.sac.critic(s, w).min(0).values)
+        else:
+            w, _ = algo.actor(s)
+            q_data.append(algo.q_a(s, a).min(0).values)
+            q_actor.append(algo.q_a(s, algo.chunk_of(o, w)).min(0).values)
+    return torch.cat(q_data).numpy(), torch.cat(q_actor).numpy()
+
+
+def returns_by_position(algo, num_envs: int, gamma: float) -> dict[str, np.ndarray]:
+    """{"mc", "position", "q_data", "q_actor"} per replay transition, oldest first (see module docstring)."""
+    if algo.replay.size == algo.replay.capacity:
+        raise PostBCError("the replay has wrapped; episodes cannot be rebuilt from it")
+    data = algo.replay.all()
+    n = num_envs
+    obs, next_obs = data["obs"].numpy(), data["next_obs"].numpy()
+    reward, done = data["reward"].numpy().astype(np.float64), data["done"].numpy()
+    for e in range(n):
+        o, no, d = obs[e::n], next_obs[e::n], done[e::n]
+        broken = (np.abs(no[:-1] - o[1:]).max(1) > 1e-5) & (d[:-1] == 0)
+        if broken.any():
+            raise PostBCError(f"env {e}'s transitions are not continuous (a crash, or another number of envs); "
+                              "episodes cannot be rebuilt from the replay")
+    mc = interleave([discounted_returns(r, d, gamma) for r, d in zip(per_env(reward, n), per_env(done, n))])
+    position = interleave([positions(d) for d in per_env(done, n)])
+    q_data, q_actor = critic_values(algo, data["obs"], data["action"])
+    return {"mc": mc, "position": position, "q_data": q_data, "q_actor": q_actor}
