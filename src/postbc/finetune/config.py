@@ -18,7 +18,7 @@ class SACConfig:
     """Options of the noise-space SAC learner (DSRL-SAC and DSRL-NA)."""
 
     # What a run recorded before these fields existed did (serving such a run rebuilds its actor so).
-    LEGACY_DEFAULTS = {"layer_norm": False, "normalize_obs": False}
+    LEGACY_DEFAULTS = {"layer_norm": False, "normalize_obs": False, "obs_range": "demos"}
 
     hidden: int = 256
     """Width of actor and critic MLPs (paper: 2048)."""
@@ -29,7 +29,10 @@ class SACConfig:
     layer_norm: bool = True
     """LayerNorm after every hidden linear layer of actor and critics (reference: True)."""
     normalize_obs: bool = True
-    """Actor and critics see observations scaled by the pretrained policy's normalizer (reference: True)."""
+    """Actor and critics see observations scaled to about [-1, 1] (reference: True); see obs_range."""
+    obs_range: str = "warmup"
+    """warmup | demos: the range scaled to [-1, 1]: the warm-up rollouts' min-max (fitted once when learning
+    starts) or the pretrained policy's demos' (postbc.finetune.obs_scaling says why warmup is the default)."""
     lr: float = 3e-4
     """Adam learning rate for actor, critics and temperature (paper: 3e-4)."""
     batch_size: int = 256
@@ -62,6 +65,7 @@ class SACConfig:
     def __post_init__(self):
         require_choice("sac.activation", self.activation, ("relu", "tanh", "gelu", "silu"))
         require_choice("sac.precision", self.precision, ("fp32", "bf16"))
+        require_choice("sac.obs_range", self.obs_range, ("warmup", "demos"))
         for name in ("hidden", "layers", "lr", "batch_size", "utd", "num_critics", "action_magnitude", "replay_size", "noise_critic_steps", "init_alpha"):
             require_positive(f"sac.{name}", getattr(self, name))
         require_positive("sac.warmup_steps", self.warmup_steps, allow_zero=True)

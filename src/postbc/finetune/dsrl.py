@@ -6,9 +6,10 @@ training episodes run to the horizon and success does not end them (`postbc.envs
 with an entropy bonus, ending at success would teach SAC to avoid success). Replay stores
 (s, w, r, s', done) with r = sum over the chunk of (-1 per unsolved step, 0 per solved step) and
 done only at the horizon; during warm-up w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the
-base policy itself. Actor and critics see observations scaled by the base policy's normalizer
-(to [-1, 1] on the demos), as the reference's networks do; replay keeps them raw, on the CPU, and
-each sampled batch moves to the networks' device in one transfer.
+base policy itself. Actor and critics see observations scaled to about [-1, 1]
+(`postbc.finetune.obs_scaling`: by default the warm-up rollouts' range, fitted when learning
+starts), as the reference's networks do; replay keeps them raw, on the CPU, and each sampled batch
+moves to the networks' device in one transfer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from postbc.finetune.base import SampledSteeredPolicy, SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
 from postbc.finetune.networks import TanhGaussianActor
+from postbc.finetune.obs_scaling import ObsScaler, fit_from_replay, initial_scaler, legacy_scaler_tensors
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.chunk_env import ChunkStep
 from postbc.finetune.sac import SAC
@@ -39,12 +41,21 @@ def noise_actor(cfg: SACConfig, obs_dim: int, noise_dim: int) -> TanhGaussianAct
                              cfg.layer_norm)
 
 
-def obs_scaler(base, cfg: SACConfig, device: torch.device | str = "cpu"):
-    """obs (B, D) tensor -> what the networks see, on `device`: scaled by the base policy's normalizer, or unchanged."""
-    normalizer = getattr(base, "obs_normalizer", None) if cfg.normalize_obs else None
-    if normalizer is None:
-        return lambda obs: obs.to(device)
-    return lambda obs: normalizer.normalize(obs.to(device))
+SCALER_PREFIX = "obs_scaler."
+
+
+def scaler_state(scaler: ObsScaler) -> dict[str, torch.Tensor]:
+    return {SCALER_PREFIX + k: v for k, v in scaler.state_dict().items()}
+
+
+def load_scaler(tensors: dict[str, torch.Tensor], base, cfg: SACConfig, dim: int) -> ObsScaler:
+    """The `obs_scaler.*` a run saved; a run from before they existed scaled by the demos' normalizer."""
+    saved = {k[len(SCALER_PREFIX):]: v for k, v in tensors.items() if k.startswith(SCALER_PREFIX)}
+    if not saved:
+        saved = {k[len(SCALER_PREFIX):]: v for k, v in legacy_scaler_tensors(base, cfg, dim, SCALER_PREFIX).items()}
+    scaler = ObsScaler(dim)
+    scaler.load_state_dict(saved)
+    return scaler
 
 
 def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -87,13 +98,14 @@ def eval_policies(base, actor: TanhGaussianActor, scale_obs) -> dict[str, object
 
 
 def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, source: str) -> SteeredPolicy:
-    """Serve the `actor.*` tensors that DSRL and DSRL-NA export (the same noise actor) on `base`, on its device."""
+    """Serve the `actor.*` (and `obs_scaler.*`) tensors that DSRL and DSRL-NA export on `base`, on its device."""
     device = getattr(base, "device", "cpu")
+    scaler = load_scaler(tensors, base, cfg, base.obs_dim).to(device)
     actor = noise_actor(cfg, base.obs_dim, base.chunk * base.act_dim)
     state = {k[len("actor."):]: v for k, v in tensors.items() if k.startswith("actor.")}
     check_shapes(state, {k: v.shape for k, v in actor.state_dict().items()}, source)
     actor.load_state_dict(state)
-    return steered_policy(base, actor.to(device).eval().requires_grad_(False), obs_scaler(base, cfg, device))
+    return steered_policy(base, actor.to(device).eval().requires_grad_(False), scaler)
 
 
 class DSRL:
@@ -107,7 +119,7 @@ class DSRL:
         self.noise_dim = base.chunk * base.act_dim
         self.np_rng = seed_everything(seed)
         self.sac = sac_from_config(cfg, obs_dim, self.noise_dim).to(self.device)
-        self.scale_obs = obs_scaler(base, cfg, self.device)
+        self.scale_obs = initial_scaler(base, cfg, obs_dim).to(self.device)
         self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (self.noise_dim,)))
         self._last: tuple[np.ndarray, torch.Tensor] | None = None
 
@@ -123,6 +135,8 @@ class DSRL:
     def update(self, env_steps: int) -> dict[str, torch.Tensor]:
         if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
             return {}
+        if not self.scale_obs.is_fitted:
+            fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
             batch = {k: v.to(self.device) for k, v in self.replay.sample(self.cfg.batch_size).items()}
             batch["obs"], batch["next_obs"] = self.scale_obs(batch["obs"]), self.scale_obs(batch["next_obs"])
@@ -138,11 +152,12 @@ class DSRL:
     def state(self):
         tensors, meta = module_state({"sac": self.sac}, {"sac": self.sac.optimizer})
         rt, rmeta = self.replay.state()
-        return {**tensors, **rt}, {"optim": meta, "replay": rmeta}
+        return {**tensors, **rt, **scaler_state(self.scale_obs)}, {"optim": meta, "replay": rmeta}
 
     def load_state(self, tensors, meta) -> None:
         load_module_state({"sac": self.sac}, {"sac": self.sac.optimizer}, tensors, meta["optim"])
         self.replay.load_state(tensors, meta["replay"])
+        self.scale_obs.load_state_dict(load_scaler(tensors, self.base, self.cfg, self.scale_obs.center.numel()).state_dict())
 
     def export(self) -> dict[str, torch.Tensor]:
-        return {f"actor.{k}": v for k, v in self.sac.actor.state_dict().items()}
+        return {**{f"actor.{k}": v for k, v in self.sac.actor.state_dict().items()}, **scaler_state(self.scale_obs)}

@@ -8,9 +8,9 @@ Many noises map to the same chunk, so learning Q over chunks shares information 
   (the same range the actor's w = m tanh(u) covers); `noise_critic_steps` distillation steps after
   each update's `utd` critic and actor steps, as the reference (its `train()`) schedules them;
 - actor / temperature: SAC losses on min_k Q_W(s, w), w ~ actor(s).
-Episodes, rewards and observation scaling are DSRL-SAC's (`postbc.finetune.dsrl`): training
-episodes run to the horizon, and the networks see normalized observations while the frozen
-policy gets raw ones.
+Episodes, rewards and observation scaling are DSRL-SAC's (`postbc.finetune.dsrl`,
+`postbc.finetune.obs_scaling`): training episodes run to the horizon, and the networks see scaled
+observations while the frozen policy gets raw ones.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from torch import nn
 
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
-from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, obs_scaler, standard_noise, steered_policy,
+from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, scaler_state, standard_noise, steered_policy,
                                   store_transitions, transition_fields)
 from postbc.finetune.networks import Critic, bf16_autocast
+from postbc.finetune.obs_scaling import fit_from_replay, initial_scaler, legacy_scaler_tensors
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.chunk_env import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
@@ -48,7 +49,7 @@ class DSRLNA(nn.Module):
         self.noise_dim = dim
         width = dict(hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation, layer_norm=cfg.layer_norm)
         self.actor = noise_actor(cfg, obs_dim, dim)
-        self.scale_obs = obs_scaler(base, cfg, self.device)
+        self.scale_obs = initial_scaler(base, cfg, obs_dim)
         self.q_a = Critic(obs_dim, dim, members=cfg.num_critics, **width)
         self.q_a_target = copy.deepcopy(self.q_a).requires_grad_(False)
         self.q_w = Critic(obs_dim, dim, members=cfg.num_critics, **width)
@@ -77,6 +78,8 @@ class DSRLNA(nn.Module):
     def update(self, env_steps: int) -> dict[str, torch.Tensor]:
         if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
             return {}
+        if not self.scale_obs.is_fitted:
+            fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
             metrics = self.gradient_step(**{k: v.to(self.device) for k, v in self.replay.sample(self.cfg.batch_size).items()})
         for _ in range(self.cfg.noise_critic_steps):
@@ -131,8 +134,10 @@ class DSRLNA(nn.Module):
         return {**tensors, **rt}, {"optim": meta, "replay": rmeta}
 
     def load_state(self, tensors, meta) -> None:
+        if "na.scale_obs.center" not in tensors:  # written before the scaler was saved: the demos' normalizer
+            tensors = {**tensors, **legacy_scaler_tensors(self.base, self.cfg, self.scale_obs.center.numel(), "na.scale_obs.")}
         load_module_state({"na": self}, {"opt": self.optimizer, "noise_opt": self.noise_optimizer}, tensors, meta["optim"])
         self.replay.load_state(tensors, meta["replay"])
 
     def export(self) -> dict[str, torch.Tensor]:
-        return {f"actor.{k}": v for k, v in self.actor.state_dict().items()}
+        return {**{f"actor.{k}": v for k, v in self.actor.state_dict().items()}, **scaler_state(self.scale_obs)}
