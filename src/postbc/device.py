@@ -61,11 +61,6 @@ def autocast(device: torch.device | str, precision: str):
     return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def generator(device: torch.device, seed: int) -> torch.Generator:
-    """A seeded generator on `device` (CUDA sampling needs a CUDA generator)."""
-    return torch.Generator(device=device).manual_seed(int(seed))
-
-
 def resolve_for_run(name: str) -> torch.device:
     """`resolve_device` plus `configure`: what a command calls once, before it writes anything."""
     device = resolve_device(name)

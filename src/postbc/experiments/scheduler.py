@@ -34,7 +34,7 @@ class GpuSlots:
         self.running = {gpu: 0 for gpu in gpus}
 
     def acquire(self) -> str:
-        gpu = min(self.running, key=lambda g: (self.running[g], list(self.running).index(g)))
+        gpu = min(self.running, key=self.running.get)  # the first of equal counts: the lowest index
         self.running[gpu] += 1
         return gpu
 

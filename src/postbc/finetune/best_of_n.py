@@ -32,7 +32,7 @@ from postbc.finetune.rollouts_file import load_rollouts, save_rollouts
 from postbc.io.state import load_module_state, module_state
 from postbc.io.checkpoint import load_checkpoint, save_checkpoint
 from postbc.io.resume import RunCheckpoint
-from postbc.io.runs import MetricsLogger
+from postbc.io.runs import MetricsLogger, read_metrics
 from postbc.utils import progress, seed_everything, show
 
 ROLLOUT_SEED_STREAM = 4
@@ -149,7 +149,7 @@ class Plateau:
         """Record one evaluation's value; True once the plateau is reached (never with patience 0 or a nan)."""
         if self.patience <= 0 or not math.isfinite(value):
             return False
-        if value < self.best * (1 - self.rel) or not math.isfinite(self.best):
+        if value < self.best * (1 - self.rel):  # the first finite value always beats best = inf
             self.best, self.stale = value, 0
         else:
             self.stale += 1
@@ -176,8 +176,6 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
         start, wall0 = meta["updates"], meta["wall_time"]
         plateau = Plateau(patience, **meta.get("plateau", {}))
         if meta.get("converged"):
-            from postbc.io.runs import read_metrics
-
             return read_metrics(out)[-1]
     logger = MetricsLogger(out, step_key="updates", resume_step=start if start else None)
     t0 = time.perf_counter() - wall0
@@ -207,7 +205,7 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
             log_row(0)
         bar = progress(range(start + 1, steps + 1), desc="iql", total=steps - start, quiet=quiet)
         for step in bar:
-            metrics = iql.update(**{k: v.to(iql.device) for k, v in buf.sample(batch_size).items()})
+            metrics = iql.update(**buf.sample(batch_size, device=iql.device))
             if not all(bool(torch.isfinite(v)) for v in metrics.values()):
                 bad = [k for k, v in metrics.items() if not torch.isfinite(v)]
                 raise NonFiniteLoss(f"non-finite {', '.join(bad)} at IQL step {step}; the run stopped and the last good "

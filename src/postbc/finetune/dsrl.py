@@ -20,7 +20,7 @@ import torch
 from postbc.finetune.base import SampledSteeredPolicy, SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
 from postbc.finetune.networks import TanhGaussianActor
-from postbc.finetune.obs_scaling import ObsScaler, fit_from_replay, initial_scaler, legacy_scaler_tensors
+from postbc.finetune.obs_scaling import ObsScaler, fit_from_replay, initial_scaler, legacy_scaler
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.chunk_env import ChunkStep
 from postbc.finetune.sac import SAC
@@ -52,7 +52,7 @@ def load_scaler(tensors: dict[str, torch.Tensor], base, cfg: SACConfig, dim: int
     """The `obs_scaler.*` a run saved; a run from before they existed scaled by the demos' normalizer."""
     saved = {k[len(SCALER_PREFIX):]: v for k, v in tensors.items() if k.startswith(SCALER_PREFIX)}
     if not saved:
-        saved = {k[len(SCALER_PREFIX):]: v for k, v in legacy_scaler_tensors(base, cfg, dim, SCALER_PREFIX).items()}
+        return legacy_scaler(base, cfg, dim)
     scaler = ObsScaler(dim)
     scaler.load_state_dict(saved)
     return scaler
@@ -138,7 +138,7 @@ class DSRL:
         if not self.scale_obs.is_fitted:
             fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
-            batch = {k: v.to(self.device) for k, v in self.replay.sample(self.cfg.batch_size).items()}
+            batch = self.replay.sample(self.cfg.batch_size, device=self.device)
             batch["obs"], batch["next_obs"] = self.scale_obs(batch["obs"]), self.scale_obs(batch["next_obs"])
             metrics = self.sac.update(**batch)
         return metrics

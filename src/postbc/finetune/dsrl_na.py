@@ -27,7 +27,7 @@ from postbc.finetune.config import SACConfig
 from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, scaler_state, standard_noise, steered_policy,
                                   store_transitions, transition_fields)
 from postbc.finetune.networks import Critic, bf16_autocast
-from postbc.finetune.obs_scaling import fit_from_replay, initial_scaler, legacy_scaler_tensors
+from postbc.finetune.obs_scaling import fit_from_replay, initial_scaler, legacy_scaler
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.chunk_env import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
@@ -81,7 +81,7 @@ class DSRLNA(nn.Module):
         if not self.scale_obs.is_fitted:
             fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
-            metrics = self.gradient_step(**{k: v.to(self.device) for k, v in self.replay.sample(self.cfg.batch_size).items()})
+            metrics = self.gradient_step(**self.replay.sample(self.cfg.batch_size, device=self.device))
         for _ in range(self.cfg.noise_critic_steps):
             metrics["noise_critic_loss"] = self.distill_step(self.replay.sample(self.cfg.batch_size)["obs"].to(self.device))
         return metrics
@@ -135,7 +135,8 @@ class DSRLNA(nn.Module):
 
     def load_state(self, tensors, meta) -> None:
         if "na.scale_obs.center" not in tensors:  # written before the scaler was saved: the demos' normalizer
-            tensors = {**tensors, **legacy_scaler_tensors(self.base, self.cfg, self.scale_obs.center.numel(), "na.scale_obs.")}
+            legacy = legacy_scaler(self.base, self.cfg, self.scale_obs.center.numel())
+            tensors = {**tensors, **{f"na.scale_obs.{k}": v for k, v in legacy.state_dict().items()}}
         load_module_state({"na": self}, {"opt": self.optimizer, "noise_opt": self.noise_optimizer}, tensors, meta["optim"])
         self.replay.load_state(tensors, meta["replay"])
 

@@ -19,8 +19,7 @@ import dataclasses
 import torch
 from torch import nn
 
-OBS_RANGES = ("warmup", "demos")
-
+from postbc.data.normalizer import MinMaxNormalizer
 
 class ObsScaler(nn.Module):
     """x -> (x - center) / scale on the networks' device; `fitted` says whether `fit` has set it."""
@@ -43,10 +42,9 @@ class ObsScaler(nn.Module):
 
     @torch.no_grad()
     def fit(self, obs: torch.Tensor) -> "ObsScaler":
-        """Min-max of `obs` (N, dim) onto [-1, 1]; a constant dimension is shifted to 0, not scaled."""
-        low, high = obs.min(0).values.float(), obs.max(0).values.float()
-        half = (high - low) / 2
-        return self.set(torch.where(half > 0, (high + low) / 2, low), torch.where(half > 0, half, torch.ones_like(half)))
+        """Min-max of `obs` (N, dim) onto [-1, 1] (`MinMaxNormalizer`: a constant dimension is shifted, not scaled)."""
+        normalizer = MinMaxNormalizer.fit(obs.detach().cpu().numpy())
+        return self.set(normalizer.center, normalizer.scale)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs.to(self.center.device) - self.center) / self.scale
@@ -71,7 +69,6 @@ def fit_from_replay(scaler: ObsScaler, replay) -> None:
     scaler.fit(torch.cat([data["obs"], data["next_obs"]]))
 
 
-def legacy_scaler_tensors(base, cfg, dim: int, prefix: str) -> dict[str, torch.Tensor]:
-    """The `obs_scaler.*` tensors that a checkpoint written before they existed implies (the demos' normalizer)."""
-    legacy = dataclasses.replace(cfg, obs_range="demos")
-    return {f"{prefix}{k}": v for k, v in initial_scaler(base, legacy, dim).state_dict().items()}
+def legacy_scaler(base, cfg, dim: int) -> ObsScaler:
+    """The scaler that a checkpoint written before scalers were saved implies: the demos' normalizer."""
+    return initial_scaler(base, dataclasses.replace(cfg, obs_range="demos"), dim)

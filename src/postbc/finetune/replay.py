@@ -36,9 +36,11 @@ class ReplayBuffer:
         self.ptr = (self.ptr + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def sample(self, batch_size: int, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """A uniform batch (with replacement), moved to `device` (the learner's) when given."""
         idx = torch.randint(0, self.size, (batch_size,), generator=generator)
-        return {k: v[idx] for k, v in self.data.items()}
+        return {k: v[idx].to(device) if device is not None else v[idx] for k, v in self.data.items()}
 
     def all(self) -> dict[str, torch.Tensor]:
         """Everything stored, oldest first."""
