@@ -3,7 +3,8 @@
 Reads the run's last checkpoint (networks and replay) and prints, per chunk position in the
 episode, the mean real discounted return (`mc`), the critic's value of the replay's actions
 (`q_data`) and of the current actor's (`q_actor`); `postbc.finetune.critic_returns` says how.
-Needs a run whose replay has not wrapped and whose envs never crashed. Example:
+For runs to the horizon it also prints how often the task stayed solved after it was first solved
+(`solved_after_success`). Needs a run whose replay has not wrapped and whose envs never crashed. Example:
 
     python benchmarks/critic_vs_returns.py runs/dev/lift_dsrl_b
 """
@@ -18,7 +19,7 @@ import torch
 
 from postbc.finetune.base import load_base_policy
 from postbc.finetune.command import build_algorithm
-from postbc.finetune.critic_returns import returns_by_position
+from postbc.finetune.critic_returns import returns_by_position, solved_after_success
 from postbc.finetune.serve import recorded_config, run_record
 from postbc.io.checkpoint import load_checkpoint
 
@@ -59,6 +60,12 @@ def main() -> None:
         print(f"| {lo}-{hi - 1} | {m.sum()} | {mc[m].mean():.1f} | {q_data[m].mean():.1f} | {q_actor[m].mean():.1f} |")
     m = pos == last
     print(f"| {last} (terminal) | {m.sum()} | {mc[m].mean():.1f} | {q_data[m].mean():.1f} | {q_actor[m].mean():.1f} |")
+    if cfg.sac.episode_end == "horizon":
+        data = algo.replay.all()
+        held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk)
+        print(f"after success: {held['succeeded']} of {held['episodes']} training episodes were solved at some step; "
+              f"{held['unsolved_after_success']:.0%} of their later steps were unsolved again, and "
+              f"{held['held_to_horizon']} stayed solved to the horizon")
 
 
 if __name__ == "__main__":

@@ -36,3 +36,14 @@ def test_rebuilds_two_interleaved_envs_and_refuses_a_broken_stream():
     add(0, 1, -1.0, 0)  # env 0 goes on from s0 instead of s6: not continuous
     with pytest.raises(PostBCError, match="not continuous"):
         returns_by_position(algo, num_envs=2, gamma=0.9)
+
+
+def test_solved_after_success_counts_the_steps_a_solved_task_is_lost_again():
+    from postbc.finetune.critic_returns import solved_after_success
+
+    # one env, chunks of 2 steps; episode 1: unsolved, solved, half lost, lost (done); episode 2: never solved;
+    # episode 3: solved at once and held
+    reward = np.array([-2, 0, -1, -2, -2, -2, 0, 0], float)
+    done = np.array([0, 0, 0, 1, 0, 1, 0, 1], float)
+    out = solved_after_success(reward, done, num_envs=1, chunk=2)
+    assert out == {"episodes": 3, "succeeded": 2, "unsolved_after_success": 3 / 6, "held_to_horizon": 1}

@@ -5,8 +5,11 @@ policy's chunk is tanh(w) with w of 4 x 7 = 28 dimensions, as on robosuite. Unde
 episode succeeds within a few chunks. With SAC's default temperature (1.0) the per-chunk entropy
 bonus (about 17) dwarfs the step cost (-4): if success ended the training episode, every chunk
 that avoids it would earn one more bonus, and SAC learns to avoid success. Run to the horizon, as
-the DSRL reference does, it learns to succeed.
+the DSRL reference does, it learns to succeed; so it does when episodes end at success but the TD
+target carries no entropy bonus (`--sac.episode-end success --sac.no-backup-entropy`).
 """
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -30,9 +33,9 @@ def _puppet() -> NoisePuppet:
     return puppet
 
 
-def _run(out, steps: int, **kw):
+def _run(out, steps: int, sac: SACConfig = TRAP_SAC, **kw):
     cfg = FinetuneConfig(checkpoint="puppet", task="threshold", out=out, steps=steps, num_envs=4, eval_every=steps,
-                         eval_episodes=32, env_backend="sync", quiet=True, sac=TRAP_SAC, **kw)
+                         eval_episodes=32, env_backend="sync", quiet=True, sac=sac, **kw)
     run(cfg, base=_puppet(), spec=threshold_task_spec())
     return read_metrics(out)
 
@@ -45,12 +48,24 @@ def test_dsrl_learns_to_succeed_with_28_dimensional_noise(tmp_path):
     assert float(last["eval_stochastic_success"]) >= 0.9
 
 
-def test_ending_training_episodes_at_success_teaches_sac_to_avoid_it(tmp_path, monkeypatch):
-    """The old semantics, kept here to show the test above can fail: success collapses."""
-    monkeypatch.setattr(DSRL, "episode_end", "success")
-    first, last = _run(tmp_path / "run", 6_000)
+def test_ending_training_episodes_at_success_teaches_sac_to_avoid_it(tmp_path):
+    """The old semantics, kept here to show the test above can fail: success collapses.
+
+    The config refuses this combination, so it is set after validation."""
+    sac = dataclasses.replace(TRAP_SAC)
+    sac.episode_end = "success"
+    first, last = _run(tmp_path / "run", 6_000, sac)
     assert float(first["eval_stochastic_success"]) >= 0.9
     assert float(last["eval_stochastic_success"]) <= 0.3
+
+
+def test_ending_at_success_without_the_entropy_backup_learns_to_succeed(tmp_path):
+    first, last = _run(tmp_path / "run", 12_000, dataclasses.replace(TRAP_SAC, episode_end="success",
+                                                                     backup_entropy=False))
+    assert float(first["eval_success"]) == 0.0
+    assert float(last["eval_success"]) >= 0.9
+    assert float(last["eval_stochastic_success"]) >= 0.9
+    assert float(last["q_mean"]) <= 0.5  # a plain return of rewards <= 0, whatever the temperature
 
 
 def test_q_stays_within_the_returns_the_task_allows(tmp_path, line_spec, monkeypatch):

@@ -50,6 +50,8 @@ def test_an_unknown_preset_is_refused_by_name(parsed, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--sac.warmup-steps", "5000", "--steps", "5000"], "sac.warmup_steps=5000 is not below steps=5000"),
     (["--sac.utd", "0"], "sac.utd=0 must be > 0"),
+    (["--sac.episode-end", "success"], "add --sac.no-backup-entropy"),
+    (["--sac.episode-end", "first"], "sac.episode_end='first' is not allowed"),
 ])
 def test_options_that_make_no_sense_together_are_refused(parsed, capsys, args, message):
     try:

@@ -41,6 +41,8 @@ def test_soft_td_target_by_hand():
     next_logp = torch.tensor([0.5, 0.5])
     y = soft_td_target(reward, done, next_q, next_logp, alpha=0.2, gamma=0.9)
     assert torch.allclose(y, torch.tensor([-1.0 + 0.9 * (2.0 - 0.1), 0.0]))
+    plain = soft_td_target(reward, done, next_q, next_logp, alpha=0.2, gamma=0.9, backup_entropy=False)
+    assert torch.allclose(plain, torch.tensor([-1.0 + 0.9 * 2.0, 0.0]))
 
 
 def test_critic_and_actor_losses_by_hand():

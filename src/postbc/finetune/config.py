@@ -18,7 +18,9 @@ class SACConfig:
     """Options of the noise-space SAC learner (DSRL-SAC and DSRL-NA)."""
 
     # What a run recorded before these fields existed did (serving such a run rebuilds its actor so).
-    LEGACY_DEFAULTS = {"layer_norm": False, "normalize_obs": False, "obs_range": "demos"}
+    LEGACY_DEFAULTS = {"layer_norm": False, "normalize_obs": False, "obs_range": "demos", "episode_end": "horizon",
+                       "backup_entropy": True}
+    EPISODE_ENDS = ("horizon", "success")
 
     hidden: int = 256
     """Width of actor and critic MLPs (paper: 2048)."""
@@ -55,6 +57,14 @@ class SACConfig:
     """Env steps acting with w ~ N(0, I) (clipped to [-m, m]) before learning starts (paper: 24000; 32000 Square)."""
     replay_size: int = 200_000
     """Replay capacity in chunk transitions."""
+    episode_end: str = "horizon"
+    """horizon | success: where a training episode ends. horizon (reference): it runs to the task's horizon,
+    paying -1 per unsolved step and 0 per solved one, so the return counts the time spent solved. success: it
+    ends when the task is first solved, as evaluation counts success; needs --sac.no-backup-entropy
+    (docs/finetuning.md: "Which objective")."""
+    backup_entropy: bool = True
+    """Add the entropy bonus -alpha log pi(a'|s') to the TD target (soft Q, the reference). Without it Q is the
+    plain return, bounded by the rewards, and the temperature only shapes the actor (rlpd's backup_entropy)."""
     noise_critic_steps: int = 10
     """DSRL-NA only: noise-critic distillation steps per update (paper: 10-20)."""
     precision: str = "fp32"
@@ -66,6 +76,11 @@ class SACConfig:
         require_choice("sac.activation", self.activation, ("relu", "tanh", "gelu", "silu"))
         require_choice("sac.precision", self.precision, ("fp32", "bf16"))
         require_choice("sac.obs_range", self.obs_range, ("warmup", "demos"))
+        require_choice("sac.episode_end", self.episode_end, self.EPISODE_ENDS)
+        if self.episode_end == "success" and self.backup_entropy:
+            raise ValueError("sac.episode_end='success' with the entropy backup pays every chunk that does not solve "
+                             "the task one more entropy bonus, so SAC learns to avoid success (docs/finetuning.md); "
+                             "add --sac.no-backup-entropy, or keep --sac.episode-end horizon")
         for name in ("hidden", "layers", "lr", "batch_size", "utd", "num_critics", "action_magnitude", "replay_size", "noise_critic_steps", "init_alpha"):
             require_positive(f"sac.{name}", getattr(self, name))
         require_positive("sac.warmup_steps", self.warmup_steps, allow_zero=True)

@@ -8,6 +8,11 @@ chunk position, `q_data` = min_k Q_k(s, a) for the replay's action (what the TD 
 bootstraps from). A right critic has `q_data` near `mc`; `q_actor` far above `q_data` at the same
 states means the actor found actions whose value the critic overestimates. The command-line
 front end is `benchmarks/critic_vs_returns.py`.
+
+`solved_after_success` asks what the horizon objective rewards: of the steps after an episode was
+first solved, how many are solved again. Where the base policy does not hold success (demos end
+at success, so what it does afterwards is untrained), the return to the horizon counts time spent
+solved, not success (docs/finetuning.md, "Which objective").
 """
 
 from __future__ import annotations
@@ -82,3 +87,26 @@ def returns_by_position(algo, num_envs: int, gamma: float) -> dict[str, np.ndarr
     position = interleave([positions(d) for d in per_env(done, n)])
     q_data, q_actor = critic_values(algo, data["obs"], data["action"])
     return {"mc": mc, "position": position, "q_data": q_data, "q_actor": q_actor}
+
+
+def solved_after_success(reward: np.ndarray, done: np.ndarray, num_envs: int, chunk: int) -> dict[str, float]:
+    """Over the complete episodes of a replay with -1 per unsolved step and 0 per solved one, summed per chunk:
+    episodes, those solved at some step, the fraction of steps after the first solved chunk that are unsolved,
+    and the episodes solved at every chunk after it."""
+    episodes = succeeded = later_chunks = held = 0
+    unsolved_later = 0.0
+    for r, d in zip(per_env(np.asarray(reward, np.float64), num_envs), per_env(np.asarray(done), num_envs)):
+        start = 0
+        for end in np.flatnonzero(d > 0.5):
+            episode, start = r[start:end + 1], end + 1
+            episodes += 1
+            solved = episode > -chunk + 1e-6
+            if not solved.any():
+                continue
+            succeeded += 1
+            later = episode[int(np.argmax(solved)) + 1:]
+            later_chunks += len(later)
+            unsolved_later += float(-later.sum())
+            held += int((later == 0).all())
+    fraction = unsolved_later / (later_chunks * chunk) if later_chunks else float("nan")
+    return {"episodes": episodes, "succeeded": succeeded, "unsolved_after_success": fraction, "held_to_horizon": held}

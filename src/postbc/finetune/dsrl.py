@@ -1,11 +1,13 @@
 """DSRL-SAC: soft actor-critic over the frozen diffusion policy's initial noise.
 
 The agent's action is w in [-m, m]^(chunk*act_dim); the frozen policy turns it into an action
-chunk by deterministic DDIM, and the chunk runs in the env. As in the reference (ajwagen/dsrl),
-training episodes run to the horizon and success does not end them (`postbc.envs.episodes`:
-with an entropy bonus, ending at success would teach SAC to avoid success). Replay stores
-(s, w, r, s', done) with r = sum over the chunk of (-1 per unsolved step, 0 per solved step) and
-done only at the horizon; during warm-up w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the
+chunk by deterministic DDIM, and the chunk runs in the env. By default, as in the reference
+(ajwagen/dsrl), training episodes run to the horizon and success does not end them
+(`postbc.envs.episodes`: with an entropy bonus, ending at success would teach SAC to avoid
+success); `--sac.episode-end success --sac.no-backup-entropy` ends them at success instead, with a
+TD target that carries no entropy bonus (`SACConfig.episode_end` says when that matters). Replay
+stores (s, w, r, s', done) with r = sum over the chunk of (-1 per unsolved step, 0 per solved step)
+and done at the episode's end; during warm-up w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the
 base policy itself. Actor and critics see observations scaled to about [-1, 1]
 (`postbc.finetune.obs_scaling`: by default the warm-up rollouts' range, fitted when learning
 starts), as the reference's networks do; replay keeps them raw, on the CPU, and each sampled batch
@@ -33,7 +35,7 @@ def sac_from_config(cfg: SACConfig, obs_dim: int, act_dim: int) -> SAC:
     return SAC(obs_dim, act_dim, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
                num_critics=cfg.num_critics, action_scale=cfg.action_magnitude, lr=cfg.lr, gamma=cfg.gamma,
                tau=cfg.tau, target_entropy=cfg.target_entropy, init_alpha=cfg.init_alpha,
-               precision=cfg.precision, layer_norm=cfg.layer_norm)
+               precision=cfg.precision, layer_norm=cfg.layer_norm, backup_entropy=cfg.backup_entropy)
 
 
 def noise_actor(cfg: SACConfig, obs_dim: int, noise_dim: int) -> TanhGaussianActor:
@@ -110,12 +112,12 @@ def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, 
 
 class DSRL:
     reward_kind = "minus_one"
-    episode_end = "horizon"
     learns_while_envs_step = True
     metric_names = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int, device: torch.device | str = "cpu"):
         self.cfg, self.base, self.device = cfg, base, torch.device(device)
+        self.episode_end = cfg.episode_end
         self.noise_dim = base.chunk * base.act_dim
         self.np_rng = seed_everything(seed)
         self.sac = sac_from_config(cfg, obs_dim, self.noise_dim).to(self.device)

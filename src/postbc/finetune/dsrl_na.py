@@ -3,14 +3,15 @@
 Many noises map to the same chunk, so learning Q over chunks shares information between them:
 - replay stores (s, a, r, s', done) with a the executed chunk (flattened);
 - action critic:  Q_A(s, a) <- r + gamma (1 - done) (min_k Q_A_targ(s', pi_dp(s', w')) - alpha log pi(w'|s')),
+  the entropy term only with `backup_entropy`,
   w' ~ actor(s'), pi_dp the frozen diffusion policy's deterministic DDIM map w -> chunk;
 - noise critic:   Q_W(s, w) <- Q_A(s, pi_dp(s, w)) per ensemble member, w ~ N(0, I) clipped to [-m, m]
   (the same range the actor's w = m tanh(u) covers); `noise_critic_steps` distillation steps after
   each update's `utd` critic and actor steps, as the reference (its `train()`) schedules them;
 - actor / temperature: SAC losses on min_k Q_W(s, w), w ~ actor(s).
 Episodes, rewards and observation scaling are DSRL-SAC's (`postbc.finetune.dsrl`,
-`postbc.finetune.obs_scaling`): training episodes run to the horizon, and the networks see scaled
-observations while the frozen policy gets raw ones.
+`postbc.finetune.obs_scaling`): training episodes run to the horizon (or end at success, without
+the entropy backup), and the networks see scaled observations while the frozen policy gets raw ones.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from postbc.utils import seed_everything
 
 class DSRLNA(nn.Module):
     reward_kind = "minus_one"
-    episode_end = "horizon"
     learns_while_envs_step = True
     metric_names = ("critic_loss", "noise_critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
 
     def __init__(self, cfg: SACConfig, base, obs_dim: int, seed: int, device: torch.device | str = "cpu"):
         super().__init__()
         self.cfg, self.base, self.device = cfg, base, torch.device(device)
+        self.episode_end = cfg.episode_end
         self.np_rng = seed_everything(seed)
         dim = base.chunk * base.act_dim  # noise and chunk have the same size
         self.noise_dim = dim
@@ -94,7 +95,7 @@ class DSRLNA(nn.Module):
             with torch.no_grad():
                 w_next, logp_next = self.actor(s_next)
                 target = soft_td_target(reward, done, self.q_a_target(s_next, self.chunk_of(next_obs, w_next)),
-                                        logp_next, alpha, self.cfg.gamma)
+                                        logp_next, alpha, self.cfg.gamma, self.cfg.backup_entropy)
             q = self.q_a(s, action)
             w, logp = self.actor(s)
             q_w = self.q_w(s, w, detach=True)

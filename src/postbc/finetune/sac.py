@@ -17,9 +17,11 @@ from torch import nn
 from postbc.finetune.networks import Critic, TanhGaussianActor, bf16_autocast
 
 
-def soft_td_target(reward, done, next_q, next_logp, alpha, gamma: float) -> torch.Tensor:
-    """r + gamma (1 - done) (min_k Q_targ_k(s', a') - alpha log pi(a'|s')), a' ~ pi(s')."""
-    return reward + gamma * (1.0 - done) * (next_q.min(0).values - alpha * next_logp)
+def soft_td_target(reward, done, next_q, next_logp, alpha, gamma: float, backup_entropy: bool = True) -> torch.Tensor:
+    """r + gamma (1 - done) (min_k Q_targ_k(s', a') - alpha log pi(a'|s')), a' ~ pi(s'); without the entropy
+    term when not `backup_entropy` (then Q is the plain return of the soft policy)."""
+    next_v = next_q.min(0).values - alpha * next_logp if backup_entropy else next_q.min(0).values
+    return reward + gamma * (1.0 - done) * next_v
 
 
 def critic_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -48,14 +50,14 @@ class SAC(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, *, hidden: int, layers: int, activation: str, num_critics: int,
                  action_scale: float, lr: float, gamma: float, tau: float, target_entropy: float, init_alpha: float,
-                 precision: str = "fp32", layer_norm: bool = False):
+                 precision: str = "fp32", layer_norm: bool = False, backup_entropy: bool = True):
         super().__init__()
         self.actor = TanhGaussianActor(obs_dim, act_dim, hidden, layers, action_scale, activation, layer_norm)
         self.critic = Critic(obs_dim, act_dim, hidden, layers, num_critics, activation, layer_norm)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)))
         self.gamma, self.tau, self.target_entropy = gamma, tau, target_entropy
-        self.precision = precision
+        self.precision, self.backup_entropy = precision, backup_entropy
         self.optimizer = make_adam(self.parameters(), lr)
 
     def update(self, obs, action, reward, next_obs, done) -> dict[str, torch.Tensor]:
@@ -63,7 +65,8 @@ class SAC(nn.Module):
         with bf16_autocast(self.precision, obs.device):
             with torch.no_grad():
                 pi_next, logp_next = self.actor(next_obs)
-                target = soft_td_target(reward, done, self.critic_target(next_obs, pi_next), logp_next, alpha, self.gamma)
+                target = soft_td_target(reward, done, self.critic_target(next_obs, pi_next), logp_next, alpha, self.gamma,
+                                        self.backup_entropy)
             pi, logp = self.actor(obs)
             q = self.critic(obs, action)
             q_pi = self.critic(obs, pi, detach=True)
