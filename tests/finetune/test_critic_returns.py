@@ -47,3 +47,11 @@ def test_solved_after_success_counts_the_steps_a_solved_task_is_lost_again():
     done = np.array([0, 0, 0, 1, 0, 1, 0, 1], float)
     out = solved_after_success(reward, done, num_envs=1, chunk=2)
     assert out == {"episodes": 3, "succeeded": 2, "unsolved_after_success": 3 / 6, "held_to_horizon": 1}
+
+
+def test_a_run_whose_episodes_end_at_success_is_refused():
+    import dataclasses
+
+    algo = DSRL(dataclasses.replace(FAST_SAC, episode_end="success", backup_entropy=False), NoisePuppet(), 2, seed=0)
+    with pytest.raises(PostBCError, match="end at success"):
+        returns_by_position(algo, num_envs=2, gamma=0.9)

@@ -73,6 +73,9 @@ def returns_by_position(algo, num_envs: int, gamma: float) -> dict[str, np.ndarr
     """{"mc", "position", "q_data", "q_actor"} per replay transition, oldest first (see module docstring)."""
     if algo.replay.size == algo.replay.capacity:
         raise PostBCError("the replay has wrapped; episodes cannot be rebuilt from it")
+    if getattr(algo, "episode_end", "horizon") != "horizon":
+        raise PostBCError("this run's training episodes end at success and its replay does not mark where one was cut "
+                          "at the horizon, so episodes cannot be rebuilt from it; the diagnostic reads runs to the horizon")
     data = algo.replay.all()
     n = num_envs
     obs, next_obs = data["obs"].numpy(), data["next_obs"].numpy()
