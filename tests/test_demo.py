@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import sys
 
 import pytest
 
@@ -12,7 +11,7 @@ from postbc.demo.presets import PRESETS, QUICK, choose_task
 
 TINY = ["--demos", "4", "--epochs", "5", "--hidden", "32", "--ensemble-size", "4", "--ensemble-epochs", "5",
         "--eval-episodes", "10", "--finetune-steps", "96", "--eval-every", "48", "--finetune-eval-episodes", "4",
-        "--warmup", "32", "--quiet"]
+        "--warmup", "32", "--region-episodes", "4", "--quiet"]
 
 
 def test_toy_demo_pretrains_finetunes_and_reports(tmp_path, capsys):
@@ -21,6 +20,8 @@ def test_toy_demo_pretrains_finetunes_and_reports(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.index("| method | pretrained success") < printed.index("action spread")  # the table comes first
     assert "| bc |" in printed and "| postbc |" in printed and "after DSRL, " in printed
+    assert "pocket starts (rare in the demos): pretrained -> after DSRL (4 episodes each)" in printed
+    assert printed.count(" -> ") >= 4  # pocket and common, pretrained -> finetuned, per method
     for path in ("demos.hdf5", "bc/policy.safetensors", "postbc/posterior.safetensors", "bc_eval.json",
                  "bc_dsrl/finetuned.safetensors", "postbc_dsrl/metrics.csv", "results.md", "demo.png",
                  "action_samples.png", "phases.json"):
@@ -47,11 +48,9 @@ def test_demo_refuses_a_directory_it_did_not_write(tmp_path, capsys):
     assert "holds no demo config.json" in capsys.readouterr().err
 
 
-def test_auto_task_is_lift_with_robosuite_else_toy(monkeypatch):
-    monkeypatch.setitem(sys.modules, "robosuite", None)  # `import robosuite` now raises ImportError
-    assert choose_task("auto", quick=False) == "toy"
-    assert DemoConfig().settings() == PRESETS["toy"]
-    assert choose_task("auto", quick=True) == "toy" and DemoConfig(quick=True).settings() == PRESETS[QUICK]
+def test_the_default_task_is_toy_and_other_tasks_take_lift_settings():
+    assert choose_task("toy", quick=False) == "toy" and DemoConfig().settings() == PRESETS["toy"]
+    assert choose_task("toy", quick=True) == "toy" and DemoConfig(quick=True).settings() == PRESETS[QUICK]
     assert choose_task("can", quick=False) == "can"
     can = DemoConfig(task="can", demos=7).settings()
     assert (can.task, can.demos, can.finetune_steps) == ("can", 7, PRESETS["lift"].finetune_steps)
@@ -70,12 +69,11 @@ def test_demo_refuses_bad_options(capsys):
 @pytest.mark.sim
 def test_lift_demo_end_to_end(tmp_path, capsys, monkeypatch):
     pytest.importorskip("robosuite")
-    assert choose_task("auto", quick=False) == "lift"
     # one in-process env: spawning workers that import robosuite would take most of this test's time
     monkeypatch.setitem(PRESETS, "lift", dataclasses.replace(PRESETS["lift"], env_backend="sync", eval_envs=1,
                                                              finetune_envs=1))
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--demos", "1", "--epochs", "2", "--hidden", "32", "--ensemble-size", "2",
+    assert main(["demo", "--task", "lift", "--out", str(out), "--demos", "1", "--epochs", "2", "--hidden", "32", "--ensemble-size", "2",
                  "--ensemble-epochs", "2", "--eval-episodes", "1", "--finetune-steps", "16", "--eval-every", "16",
                  "--finetune-eval-episodes", "1", "--warmup", "8", "--quiet"]) == 0
     printed = capsys.readouterr().out

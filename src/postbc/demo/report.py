@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+START_TITLES = {"pocket": "pocket starts (rare in the demos)", "common": "common starts"}
 REGION_TITLES = {"rare": "rare (pocket) states", "common": "common (corridor) states",
                  "scarce": "scarce demo states (largest ensemble std)", "dense": "dense demo states (smallest ensemble std)"}
 
@@ -33,6 +34,8 @@ class MethodResult:
     curve: dict[str, np.ndarray]  # env_steps, success, low, high: the finetuning run's evaluations
     wall_seconds: float  # pretraining + evaluation + finetuning
     spread: dict[str, float]  # region -> action spread
+    # toy only: {"pretrained" | "after DSRL": {"pocket" | "common": success}} from start-region-only episodes
+    regions: dict[str, dict[str, Success]] = dataclasses.field(default_factory=dict)
 
 
 def format_table(results: list[MethodResult]) -> str:
@@ -56,6 +59,18 @@ def format_coverage(results: list[MethodResult]) -> str:
     return "\n".join(lines)
 
 
+def format_regions(results: list[MethodResult]) -> str:
+    """method | success from pocket starts, pretrained -> after DSRL | from common starts, the same."""
+    first = results[0].regions["pretrained"]
+    lines = ["| method | " + " | ".join(f"{START_TITLES[r]}: pretrained -> after DSRL ({first[r].episodes} episodes each)"
+                                        for r in first) + " |",
+             "|---|" + "---|" * len(first)]
+    for r in results:
+        cells = [f"{r.regions['pretrained'][g]} -> {r.regions['after DSRL'][g]}" for g in first]
+        lines.append(f"| {r.method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_phases(phases: dict[str, float], reused: set[str]) -> str:
     return ", ".join(f"{name} {seconds:.0f} s" + (" (reused)" if name in reused else "") for name, seconds in phases.items())
 
@@ -64,7 +79,10 @@ def plot_summary(results: list[MethodResult], task: str, demos: int, path: Path)
     """Left: pretrained and finetuned success per method; right: eval success vs env steps while finetuning."""
     from postbc.experiments.plots import METHOD_COLORS, plt, save
 
-    fig, (bars, curves) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.6]})
+    with_regions = bool(results[0].regions)
+    fig, axes = plt.subplots(1, 3 if with_regions else 2, figsize=(15 if with_regions else 10, 3.8),
+                             gridspec_kw={"width_ratios": [1, 1.6, 1.3] if with_regions else [1, 1.6]})
+    bars, curves = axes[:2]
     for j, r in enumerate(results):
         color = METHOD_COLORS.get(r.method)
         for k, (label, s) in enumerate((("pretrained", r.pretrained), ("after DSRL", r.finetuned))):
@@ -82,8 +100,29 @@ def plot_summary(results: list[MethodResult], task: str, demos: int, path: Path)
     curves.set(ylim=(-0.02, 1.18), xlabel="env steps of DSRL-SAC finetuning", ylabel="eval success (95% CI)",
                title="finetuning")
     curves.legend(fontsize=7, loc="upper center", ncol=len(results))
+    if with_regions:
+        plot_regions(axes[2], results, METHOD_COLORS)
     path.parent.mkdir(parents=True, exist_ok=True)
     return save(fig, path)
+
+
+def plot_regions(ax, results: list[MethodResult], colors: dict) -> None:
+    """Success by start region, pretrained (light) and after DSRL (dark), per method, with Wilson intervals."""
+    regions = list(results[0].regions["pretrained"])
+    width = 0.8 / (2 * len(results))
+    for j, r in enumerate(results):
+        for k, stage in enumerate(("pretrained", "after DSRL")):
+            for i, region in enumerate(regions):
+                sr = r.regions[stage][region]
+                x = i + (2 * j + k - (2 * len(results) - 1) / 2) * width
+                ax.bar(x, sr.rate, width * 0.95, color=colors.get(r.method), alpha=1.0 if k else 0.45,
+                       label=f"{r.method}: {stage}" if i == 0 else None)
+                ax.errorbar(x, sr.rate, yerr=[[sr.rate - sr.low], [sr.high - sr.rate]], fmt="none", ecolor="black",
+                            capsize=2)
+    episodes = results[0].regions["pretrained"][regions[0]].episodes
+    ax.set_xticks(range(len(regions)), [START_TITLES[g].replace(" (", "\n(") for g in regions])
+    ax.set(ylim=(0, 1.18), ylabel=f"success rate (95% CI, {episodes} episodes)", title="by start region")
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
 
 
 def plot_action_samples(samples: dict, states: dict[str, np.ndarray], path: Path) -> Path:

@@ -38,13 +38,18 @@ class RegionRow:
         return mean_interval(np.array(list(self.per_seed.values()), dtype=float))
 
 
-def success_by_region(policy, episodes: int, seed: int, num_envs: int = 25) -> dict[str, float]:
-    """Success rate of `policy` on the toy task from pocket-only and from common-only starts."""
+def evaluate_by_region(policy, episodes: int, seed: int, num_envs: int = 25) -> dict:
+    """`EvalResult` of `policy` on the toy task from pocket-only and from common-only starts."""
     from postbc.evaluation.episodes import evaluate
 
     return {region: evaluate(policy, "toy", episodes, seed=seed, num_envs=num_envs, backend="sync",
-                             env_kwargs={"rare_start_prob": p}, quiet=True).success_rate
+                             env_kwargs={"rare_start_prob": p}, quiet=True)
             for region, p in REGIONS.items()}
+
+
+def success_by_region(policy, episodes: int, seed: int, num_envs: int = 25) -> dict[str, float]:
+    """Success rate of `policy` on the toy task from pocket-only and from common-only starts."""
+    return {region: r.success_rate for region, r in evaluate_by_region(policy, episodes, seed, num_envs).items()}
 
 
 def sweep_region_table(results, episodes: int = 200, seed: int = 7) -> list[RegionRow]:
