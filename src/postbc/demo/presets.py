@@ -62,7 +62,7 @@ TOY = DemoSettings(
 PRESETS: dict[str, DemoSettings] = {
     QUICK: dataclasses.replace(
         TOY, epochs=600, ensemble_size=16, ensemble_epochs=100, eval_episodes=100, finetune_steps=8000,
-        eval_every=4000, finetune_eval_episodes=50, warmup=500, region_episodes=100,
+        eval_every=4000, finetune_eval_episodes=50, warmup=500, region_episodes=50, sac_utd=2,
     ),
     "toy": TOY,
     # pretraining as configs/baseline_lift.toml (5 demos: BC 0.835, PostBC 0.810 pretrained success)
