@@ -46,3 +46,16 @@ def test_metrics_resume_drops_rows_past_checkpoint(tmp_path):
     assert rows[-1]["loss"] == "9"
     with pytest.raises(ValueError, match="were not in the first row"):
         resumed.log({"step": 4, "new": 1})
+
+
+def test_a_run_resumed_from_an_older_header_keeps_it_and_drops_the_new_columns(tmp_path):
+    log = MetricsLogger(tmp_path, tensorboard=False)
+    log.log({"step": 0, "loss": 1.0})
+    log.close()
+    resumed = MetricsLogger(tmp_path, resume_step=0, tensorboard=False, keep_old_header=True)
+    resumed.log({"step": 1, "loss": 0.5, "heldout_td_error": 0.1})
+    assert read_metrics(tmp_path) == [{"step": "0", "loss": "1"}, {"step": "1", "loss": "0.5"}]
+    fresh = MetricsLogger(tmp_path / "new", tensorboard=False, keep_old_header=True)  # no older file: the usual rule
+    fresh.log({"step": 0, "loss": 1.0})
+    with pytest.raises(ValueError, match="were not in the first row"):
+        fresh.log({"step": 1, "new": 1})

@@ -177,7 +177,7 @@ def fit_iql(iql: IQL, buf: ReplayBuffer, out: Path, *, steps: int, batch_size: i
         plateau = Plateau(patience, **meta.get("plateau", {}))
         if meta.get("converged"):
             return read_metrics(out)[-1]
-    logger = MetricsLogger(out, step_key="updates", resume_step=start if start else None)
+    logger = MetricsLogger(out, step_key="updates", resume_step=start if start else None, keep_old_header=bool(start))
     t0 = time.perf_counter() - wall0
     acc: dict[str, list] = {}
     last: dict[str, Any] = {}

@@ -38,7 +38,10 @@ class BestOfNFitConfig:
     seed: int = 0
     """Seed for network init and minibatches."""
     log_every: int = 1000
-    """Write a metrics row every this many gradient steps."""
+    """Write a metrics row (with the held-out TD error, mean V and critic AUC) every this many gradient steps."""
+    patience: int = 0
+    """Stop before --steps once the held-out TD error has not fallen by 1% for this many rows in a row
+    (IQL's own convergence signal; 0: always train the full --steps)."""
     threads: int = 1
     """torch CPU threads."""
     iql: IQLConfig = dataclasses.field(default_factory=IQLConfig)
@@ -48,6 +51,7 @@ class BestOfNFitConfig:
     def __post_init__(self):
         for name in ("steps", "candidates", "log_every", "threads"):
             require_positive(name, getattr(self, name))
+        require_positive("patience", self.patience, allow_zero=True)
         require_range("heldout", self.heldout, 0.0, 0.9)
 
 
@@ -55,7 +59,8 @@ def run(cfg: BestOfNFitConfig) -> dict:
     import torch
 
     from postbc.errors import PostBCError
-    from postbc.finetune.best_of_n import critic_verdict, fit_iql, heldout_check, rollout_buffer, save_critic, select_rows
+    from postbc.finetune.best_of_n import (critic_verdict, fit_iql, heldout_check, heldout_signals, rollout_buffer,
+                                           save_critic, select_rows)
     from postbc.finetune.critic_check import rollout_counts, split_episodes, unrankable_reason
     from postbc.finetune.iql import iql_from_config
     from postbc.finetune.rollouts_file import load_rollouts
@@ -92,10 +97,17 @@ def run(cfg: BestOfNFitConfig) -> dict:
     normalizer = policy.obs_normalizer if cfg.checkpoint is not None else MinMaxNormalizer.fit(data["obs"])
     iql = iql_from_config(cfg.iql, meta["obs_dim"], meta["chunk"] * meta["act_dim"], normalizer)
     held = split_episodes(data["rewards"], data["episode"], cfg.heldout, cfg.seed)
+    heldout = select_rows(data, held)
+
+    def heldout_row(step: int) -> dict:
+        """No simulator here: each row reports the critic on the held-out episodes instead of a success rate."""
+        check = heldout_check(iql, heldout)
+        return {"critic_auc": check.auc, "critic_auc_low": check.auc_low, **heldout_signals(iql, heldout)}
+
     last = fit_iql(iql, rollout_buffer(select_rows(data, ~held)), cfg.out, steps=cfg.steps,
                    batch_size=cfg.iql.batch_size, log_every=cfg.log_every, checkpoint_every=cfg.log_every,
-                   resuming=resuming, quiet=cfg.quiet)
-    check = heldout_check(iql, select_rows(data, held))
+                   resuming=resuming, evaluate_fn=heldout_row, quiet=cfg.quiet, patience=cfg.patience)
+    check = heldout_check(iql, heldout)
     acts, sentence = critic_verdict(check, cfg.force)
     print(sentence.replace("--best-of-n.force", "--force"))
     save_critic(cfg.out, iql, {"obs_dim": meta["obs_dim"], "act_dim": meta["act_dim"], "chunk": meta["chunk"],

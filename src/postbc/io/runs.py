@@ -57,18 +57,23 @@ class MetricsLogger:
     """Append rows to metrics.csv and TensorBoard; on resume, rows past `resume_step` are dropped.
 
     Rows are keyed by `step_key`; the header is fixed by the first row written (later rows may leave
-    columns empty but may not add new ones, so the CSV stays rectangular).
+    columns empty but may not add new ones, so the CSV stays rectangular). `keep_old_header`: a run
+    resumed from a metrics.csv that an older version wrote keeps that file's columns and drops the
+    row keys it lacks, instead of refusing the row.
     """
 
-    def __init__(self, run_dir: Path, *, step_key: str = "step", resume_step: int | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, *, step_key: str = "step", resume_step: int | None = None, tensorboard: bool = True,
+                 keep_old_header: bool = False):
         self.path = Path(run_dir) / "metrics.csv"
         self.step_key = step_key
         self.fields: list[str] | None = None
+        self._drop_unknown = False
         rows: list[dict[str, str]] = []
         if self.path.exists():
             with open(self.path, newline="") as f:
                 reader = csv.DictReader(f)
                 self.fields = list(reader.fieldnames or []) or None
+                self._drop_unknown = keep_old_header and self.fields is not None
                 rows = [r for r in reader if resume_step is not None and float(r[step_key]) <= resume_step]
             self._rewrite(rows)
         self._tb = None
@@ -96,7 +101,9 @@ class MetricsLogger:
             self.fields = list(row)
             self._rewrite([])
         extra = set(row) - set(self.fields)
-        if extra:
+        if extra and self._drop_unknown:
+            row = {k: v for k, v in row.items() if k in self.fields}
+        elif extra:
             raise ValueError(f"metrics keys {sorted(extra)} were not in the first row {self.fields}")
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self.fields).writerow({k: _fmt(v) for k, v in row.items()})
