@@ -50,6 +50,7 @@ def describe(f: DemoFile, max_rows: int = 20) -> str:
         dims = ", ".join(f"{lo:.3g} .. {hi:.3g}" for lo, hi in zip(low, high))
         lines.append(f"  {name} {stacked.shape[1:]}: {dims}")
 
+    lines += per_task_table(demos)
     extra = sorted({k for d in demos for k in d.attrs})
     shown = demos if max_rows == 0 else demos[:max_rows]
     rows = [["demo", "length", "return", *extra]]
@@ -62,6 +63,24 @@ def describe(f: DemoFile, max_rows: int = 20) -> str:
     if len(shown) < len(demos):
         lines.append(f"... {len(demos) - len(shown)} more (--max-rows 0 lists all)")
     return "\n".join(lines)
+
+
+def per_task_table(demos) -> list[str]:
+    """A multi-task dataset (demos with a `task` attribute, e.g. `postbc collect --task mt10`): demos and
+    lengths per task; nothing for a single-task one."""
+    tasks: dict[str, list[int]] = {}
+    for d in demos:
+        if "task" in d.attrs:
+            tasks.setdefault(str(d.attrs["task"]), []).append(d.num_samples)
+    if not tasks:
+        return []
+    lines = ["", "task                      demos  samples  mean length"]
+    for name, lengths in tasks.items():
+        lines.append(f"  {name:<24}{len(lengths):>5}  {sum(lengths):>7}  {np.mean(lengths):>11.1f}")
+    untagged = sum("task" not in d.attrs for d in demos)
+    if untagged:
+        lines.append(f"  ({untagged} demos record no task)")
+    return lines
 
 
 def run(cfg: InspectConfig) -> None:

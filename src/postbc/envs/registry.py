@@ -30,6 +30,7 @@ class TaskSpec:
     env_args: Mapping[str, Any]  # robomimic-style {"env_name", "type", "env_kwargs"} written into datasets
     description: str = ""
     in_process: bool = False  # a step costs less than a pipe round trip: VectorEnv "auto" keeps these envs in-process
+    tasks: tuple[str, ...] = ()  # a multi-task env's tasks (its info["task"] names the episode's); () for one task
 
     @property
     def obs_dim(self) -> int:
@@ -107,4 +108,5 @@ from importlib import import_module  # noqa: E402
 
 register_loader(lambda: import_module("postbc.envs.robosuite_tasks").register_robosuite_tasks())
 register_loader(lambda: import_module("postbc.envs.metaworld_tasks").register_metaworld_tasks())
+register_loader(lambda: import_module("postbc.envs.metaworld_multitask").register_mt10())
 register_loader(lambda: import_module("postbc.envs.toy"))

@@ -59,6 +59,17 @@ class EvalResult:
     episode_success: list[bool] = dataclasses.field(repr=False)
     episode_length: list[int] = dataclasses.field(repr=False)
     errors: list[str] = dataclasses.field(default_factory=list, repr=False)
+    episode_task: list[str] = dataclasses.field(default_factory=list, repr=False)  # multi-task envs: info["task"]
+
+    def per_task(self) -> dict[str, dict[str, float]]:
+        """A multi-task env's episodes by task: episodes, successes, rate and Wilson 95% interval ({} for one task)."""
+        out = {}
+        for name in dict.fromkeys(self.episode_task):
+            wins = [s for s, t in zip(self.episode_success, self.episode_task) if t == name]
+            low, high = wilson_interval(sum(wins), len(wins))
+            out[name] = {"episodes": len(wins), "successes": sum(wins), "success_rate": sum(wins) / len(wins),
+                         "ci_low": low, "ci_high": high}
+        return out
 
     @property
     def policy_overhead(self) -> float:
@@ -72,6 +83,8 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.update(policy_overhead=self.policy_overhead, env_steps_per_s=self.env_steps_per_s)
+        if self.episode_task:
+            d["per_task"] = self.per_task()
         return d
 
     def summary(self) -> str:
@@ -80,6 +93,8 @@ class EvalResult:
             f"over {self.episodes} episodes, mean length {self.mean_length:.1f}, "
             f"{self.env_steps_per_s:.0f} env steps/s, policy overhead {self.policy_overhead:.1%} of env time"
             + (f", {self.crashed_episodes} crashed" if self.crashed_episodes else "")
+            + "".join(f"\n  {name}: success {r['success_rate']:.1%} [{r['ci_low']:.1%}, {r['ci_high']:.1%}] over "
+                      f"{r['episodes']} episodes" for name, r in self.per_task().items())
         )
 
 
@@ -141,6 +156,7 @@ def evaluate(
 
     success: dict[int, bool] = {}
     length: dict[int, int] = {}
+    task_of: dict[int, str] = {}
     errors: list[str] = []
     env_steps = 0
     env_time = policy_time = 0.0
@@ -179,6 +195,8 @@ def evaluate(
                 if ep["index"] < episodes:
                     success[ep["index"]] = bool(ep["success"])
                     length[ep["index"]] = int(ep["length"])
+                    if "task" in info:
+                        task_of[ep["index"]] = str(info["task"])
                     if ep["error"]:
                         errors.append(f"episode {ep['index']}: {ep['error']}")
                     next(bar_iter, None)
@@ -206,6 +224,7 @@ def evaluate(
         episode_success=[success[k] for k in ks],
         episode_length=[length[k] for k in ks],
         errors=errors,
+        episode_task=[task_of[k] for k in ks] if len(task_of) == episodes else [],
     )
 
 

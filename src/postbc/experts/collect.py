@@ -33,9 +33,10 @@ class CollectResult:
         return self.demos / self.attempts if self.attempts else 0.0
 
 
-def rollout(env, expert: Expert, spec: TaskSpec, env_seed: int, rng: np.random.Generator) -> tuple[Demo, bool]:
-    """One episode of `expert` in `env`; returns the demo and whether it succeeded."""
-    obs, _ = env.reset(seed=env_seed)
+def rollout(env, expert: Expert, spec: TaskSpec, env_seed: int, rng: np.random.Generator,
+            task: str | None = None) -> tuple[Demo, bool]:
+    """One episode of `expert` in `env` (of `task`, for a multi-task env); the demo and whether it succeeded."""
+    obs, _ = env.reset(seed=env_seed, options={"task": task} if task is not None else None)
     expert.reset(rng, obs)
     steps: dict[str, list] = {"obs": [], "next_obs": [], "actions": [], "rewards": [], "dones": []}
     success = False
@@ -61,7 +62,7 @@ def rollout(env, expert: Expert, spec: TaskSpec, env_seed: int, rng: np.random.G
         actions=np.stack(steps["actions"]),
         rewards=np.asarray(steps["rewards"], dtype=np.float32),
         dones=np.asarray(steps["dones"], dtype=np.int64),
-        attrs={"operator": expert.operator, "seed": int(env_seed)},
+        attrs={"operator": expert.operator, "seed": int(env_seed), **({"task": task} if task is not None else {})},
     )
     return demo, success
 
@@ -82,7 +83,9 @@ def collect(
 
     Failed episodes are dropped; after `max_attempts` rollouts (default 2 * episodes + 10) without
     enough successes, collection stops with an error and the file keeps the demos written so far.
-    Each demo is listed under the filter key `operator_<name>`.
+    Each demo is listed under the filter key `operator_<name>`. A multi-task env (`spec.tasks`, e.g.
+    mt10) gets `episodes` demos of each of its tasks, each recording its `task` (attribute and
+    filter key `task_<name>`), with `max_attempts` per task.
     """
     if episodes <= 0:
         raise PostBCError(f"episodes={episodes} must be > 0")
@@ -99,24 +102,32 @@ def collect(
     master = np.random.default_rng(seed)
     counts: dict[str, int] = {}
     attempts = 0
-    bar = progress(range(episodes), desc=f"collect {task}", total=episodes, quiet=quiet)
+    subtasks = spec.tasks or (None,)
+    bar = progress(range(episodes * len(subtasks)), desc=f"collect {task}", total=episodes * len(subtasks), quiet=quiet)
+    steps = iter(bar)
     try:
-        for _ in bar:
-            while True:
-                if attempts >= max_attempts:
-                    raise PostBCError(
-                        f"the '{operator}' expert for '{task}' succeeded in only {writer.num_demos} of {attempts} episodes "
-                        f"(max_attempts={max_attempts}); {out} keeps those demos. Raise --max-attempts or fix the expert"
-                    )
-                env_seed = int(master.integers(2**31))
-                expert_rng = np.random.default_rng(master.integers(2**63))
-                demo, success = rollout(env, expert, spec, env_seed, expert_rng)
-                demo.attrs["attempt"] = attempts
-                attempts += 1
-                if success:
-                    break
-            writer.add(demo, filter_keys=[f"operator_{demo.attrs['operator']}"])
-            counts[expert.operator] = counts.get(expert.operator, 0) + 1
+        for sub in subtasks:
+            written, tried = 0, 0
+            for _ in range(episodes):
+                next(steps, None)
+                while True:
+                    if tried >= max_attempts:
+                        what = f"'{task}'" + (f" task {sub!r}" if sub is not None else "")
+                        raise PostBCError(
+                            f"the '{operator}' expert for {what} succeeded in only {written} of {tried} episodes "
+                            f"(max_attempts={max_attempts}); {out} keeps the {writer.num_demos} demos written. "
+                            "Raise --max-attempts or fix the expert")
+                    env_seed = int(master.integers(2**31))
+                    expert_rng = np.random.default_rng(master.integers(2**63))
+                    demo, success = rollout(env, expert, spec, env_seed, expert_rng, sub)
+                    demo.attrs["attempt"] = attempts
+                    attempts, tried = attempts + 1, tried + 1
+                    if success:
+                        break
+                keys = [f"operator_{demo.attrs['operator']}"] + ([f"task_{sub}"] if sub is not None else [])
+                writer.add(demo, filter_keys=keys)
+                written += 1
+                counts[expert.operator] = counts.get(expert.operator, 0) + 1
     finally:
         env.close()
         if hasattr(bar, "close"):

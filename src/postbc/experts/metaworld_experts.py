@@ -23,6 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
+from postbc.envs.metaworld_multitask import MT10_TASKS, TASK_KEY
 from postbc.envs.metaworld_tasks import OBS_KEYS, PREFIX
 from postbc.envs.registry import flatten_obs
 from postbc.experts.operators import OPERATORS, CorrelatedNoise, Operator
@@ -95,3 +96,23 @@ class MetaWorldExpert:
 
 def make_metaworld_expert(task: str, operator: str) -> MetaWorldExpert:
     return MetaWorldExpert(f"{task.removeprefix(PREFIX)}-v3", OPERATORS[operator])
+
+
+class MultiTaskExpert:
+    """An MT10 operator: the episode's task (the `task_onehot` observation) picks which task's expert acts."""
+
+    def __init__(self, tasks: tuple[str, ...], operator: Operator):
+        self.tasks, self.operator = tasks, operator.name
+        self.experts = {name: MetaWorldExpert(f"{name}-v3", operator) for name in tasks}
+        self.current = self.experts[tasks[0]]
+
+    def reset(self, rng: np.random.Generator, obs: Mapping[str, np.ndarray]) -> None:
+        self.current = self.experts[self.tasks[int(np.argmax(obs[TASK_KEY]))]]
+        self.current.reset(rng, obs)
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self.current.act(obs)
+
+
+def make_mt10_expert(operator: str) -> MultiTaskExpert:
+    return MultiTaskExpert(MT10_TASKS, OPERATORS[operator])
