@@ -82,7 +82,9 @@ def unknown_task_message(name: str) -> str:
     listed = []
     for family, members in families.items():
         if family == "metaworld":
-            listed.append(f"mw-<name> for the {len(members)} Meta-World MT1 tasks (e.g. mw-pick-place)")
+            single = [m for m in members if not _TASKS[m].tasks]
+            listed.append(f"mw-<name> for the {len(single)} Meta-World MT1 tasks (e.g. mw-pick-place)")
+            listed += [m for m in members if _TASKS[m].tasks]
         else:
             listed += members
     return f"unknown task '{name}'{hint or '.'} Known tasks: {', '.join(listed)}"
