@@ -102,32 +102,30 @@ def collect(
     master = np.random.default_rng(seed)
     counts: dict[str, int] = {}
     attempts = 0
-    subtasks = spec.tasks or (None,)
-    bar = progress(range(episodes * len(subtasks)), desc=f"collect {task}", total=episodes * len(subtasks), quiet=quiet)
-    steps = iter(bar)
+    jobs = [sub for sub in spec.tasks or (None,) for _ in range(episodes)]  # `episodes` demos of each task in turn
+    written: dict[str | None, int] = {}
+    tried: dict[str | None, int] = {}
+    bar = progress(jobs, desc=f"collect {task}", total=len(jobs), quiet=quiet)
     try:
-        for sub in subtasks:
-            written, tried = 0, 0
-            for _ in range(episodes):
-                next(steps, None)
-                while True:
-                    if tried >= max_attempts:
-                        what = f"'{task}'" + (f" task {sub!r}" if sub is not None else "")
-                        raise PostBCError(
-                            f"the '{operator}' expert for {what} succeeded in only {written} of {tried} episodes "
-                            f"(max_attempts={max_attempts}); {out} keeps the {writer.num_demos} demos written. "
-                            "Raise --max-attempts or fix the expert")
-                    env_seed = int(master.integers(2**31))
-                    expert_rng = np.random.default_rng(master.integers(2**63))
-                    demo, success = rollout(env, expert, spec, env_seed, expert_rng, sub)
-                    demo.attrs["attempt"] = attempts
-                    attempts, tried = attempts + 1, tried + 1
-                    if success:
-                        break
-                keys = [f"operator_{demo.attrs['operator']}"] + ([f"task_{sub}"] if sub is not None else [])
-                writer.add(demo, filter_keys=keys)
-                written += 1
-                counts[expert.operator] = counts.get(expert.operator, 0) + 1
+        for sub in bar:
+            while True:
+                if tried.get(sub, 0) >= max_attempts:
+                    what = f"'{task}'" + (f" task {sub!r}" if sub is not None else "")
+                    raise PostBCError(
+                        f"the '{operator}' expert for {what} succeeded in only {written.get(sub, 0)} of {tried[sub]} "
+                        f"episodes (max_attempts={max_attempts}); {out} keeps the {writer.num_demos} demos written. "
+                        "Raise --max-attempts or fix the expert")
+                env_seed = int(master.integers(2**31))
+                expert_rng = np.random.default_rng(master.integers(2**63))
+                demo, success = rollout(env, expert, spec, env_seed, expert_rng, sub)
+                demo.attrs["attempt"] = attempts
+                attempts, tried[sub] = attempts + 1, tried.get(sub, 0) + 1
+                if success:
+                    break
+            keys = [f"operator_{demo.attrs['operator']}"] + ([f"task_{sub}"] if sub is not None else [])
+            writer.add(demo, filter_keys=keys)
+            written[sub] = written.get(sub, 0) + 1
+            counts[expert.operator] = counts.get(expert.operator, 0) + 1
     finally:
         env.close()
         if hasattr(bar, "close"):
