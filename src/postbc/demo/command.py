@@ -14,7 +14,7 @@
    finetuning curves and (toy) success by start region.
 
 The task and the size of every phase come from a preset (`postbc.demo.presets`): the toy task by
-default, `--quick` a toy run within 2 minutes.
+default, `--quick` a toy run sized for 2 minutes.
 
 Re-running with the same --out and options reuses every finished phase (and resumes a killed
 one); with other options the directory is refused, so one directory never mixes two demos.
@@ -51,7 +51,7 @@ class DemoConfig:
     """toy (where finetuning improves within the demo's budget) | lift | any task with a scripted expert (lift's
     settings; on robot tasks the demo shows the pipeline, DSRL needs far longer to improve them)."""
     quick: bool = False
-    """Toy task at a small size: within 2 minutes on 2 cores, finetuning included."""
+    """Toy task at a small size, sized for 2 minutes on 2 cores, finetuning included (too short to show gains)."""
     seed: int = 0
     """Seed of the demos, training, finetuning and evaluation."""
     demos: int | None = None

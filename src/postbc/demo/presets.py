@@ -4,7 +4,7 @@ The default is the toy task: it is where finetuning visibly improves a pretraine
 15-minute budget on 2 cores, and where PostBC's coverage of the rare (pocket) starts can be seen.
 On robosuite lift DSRL needs far more (docs/results/lift_dsrl_na.md: no gain within 80 minutes of
 a run here), so `--task lift` shows the pipeline end to end, not an improvement. `--quick` runs the
-toy task at a size that finishes within 2 minutes. Any other registered task with a scripted
+toy task sized for 2 minutes (1 min 45 s of its own CPU time, measured beside other runs). Any other registered task with a scripted
 expert (e.g. `can`, `mw-drawer-open`) runs with the lift preset's settings. Each `DemoConfig`
 option left unset takes the preset's value.
 """
