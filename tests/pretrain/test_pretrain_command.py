@@ -98,3 +98,49 @@ def test_a_bad_dataset_leaves_no_run_directory(tmp_path, capsys):
 def test_config_json_records_the_command(postbc_run):
     record = json.loads((postbc_run / "config.json").read_text())
     assert record["command"] == "pretrain" and record["config"]["ensemble_size"] == 4
+
+
+@pytest.fixture(scope="module")
+def image_demos(tmp_path_factory):
+    """Three lift-like demos with a 16x16 camera key beside the low-dim keys (synthetic frames)."""
+    import numpy as np
+
+    from postbc.data.robomimic import Demo, write_demos
+    from postbc.envs.cameras import with_cameras
+    from postbc.envs.registry import get_task
+
+    rng = np.random.default_rng(0)
+    spec = with_cameras(get_task("lift"), ["agentview"], 16)
+    demos = []
+    for i in range(3):
+        obs = {k: rng.normal(size=(8, d)).astype(np.float32) for k, d in zip(spec.obs_keys[:-1], spec.obs_dims[:-1])}
+        obs["agentview_image"] = rng.integers(0, 256, size=(8, 16, 16, 3), dtype=np.uint8)
+        demos.append(Demo(obs=obs, next_obs=obs, actions=rng.uniform(-1, 1, (8, 7)).astype(np.float32),
+                          rewards=np.zeros(8, np.float32), dones=np.zeros(8, np.int64)))
+    path = tmp_path_factory.mktemp("images") / "lift_images.hdf5"
+    write_demos(path, demos, spec.env_args, obs_keys=spec.obs_keys)
+    return path
+
+
+def test_image_postbc_trains_a_shared_ensemble_and_an_encoder_policy(image_demos, tmp_path):
+    import numpy as np
+
+    from postbc.finetune.base import load_base_policy
+    from postbc.envs.registry import get_task
+
+    out = tmp_path / "img"
+    assert main(["pretrain", "--method", "postbc", "--dataset", str(image_demos), "--out", str(out), *TINY,
+                 "--ensemble-kind", "shared", "--bootstrap", "state_action", "--image-features", "8"]) == 0
+    assert json.loads((out / "ensemble.json").read_text())["meta"]["ensemble"]["kind"] == "shared"
+    policy = PretrainedPolicy.load(out)
+    assert policy.model.cfg.images == ((19, 16),) and hasattr(policy.model.denoiser, "encoder")
+    assert policy.act(np.zeros((3, policy.obs_dim), np.float32)).shape == (3, 2, 7)
+    with pytest.raises(PostBCError, match="finetuning image policies is not supported yet"):
+        load_base_policy(out, get_task("lift"))
+
+
+def test_image_postbc_with_independent_members_is_refused_by_name(image_demos, tmp_path, capsys):
+    out = tmp_path / "independent"
+    assert main(["pretrain", "--method", "postbc", "--dataset", str(image_demos), "--out", str(out), *TINY]) == 2
+    assert "--ensemble-kind shared" in capsys.readouterr().err
+    assert not out.exists()

@@ -10,6 +10,7 @@ import numpy as np
 
 from postbc.data.normalizer import MinMaxNormalizer
 from postbc.data.robomimic import read_demos
+from postbc.envs.cameras import is_image_key
 
 
 @dataclasses.dataclass
@@ -72,7 +73,7 @@ class DemoDataset:
             episode_starts=starts,
             episode_lengths=lengths,
             env_args=dict(env_args or {}),
-            obs_normalizer=MinMaxNormalizer.fit(obs),
+            obs_normalizer=obs_normalizer(obs, obs_keys, obs_dims),
             action_normalizer=MinMaxNormalizer.fit(actions),
             path=path,
         )
@@ -116,3 +117,17 @@ class DemoDataset:
     def __repr__(self) -> str:
         return (f"DemoDataset({self.num_episodes} demos, {self.num_samples} samples, obs_keys={list(self.obs_keys)}, "
                 f"obs_dim={self.obs_dim}, act_dim={self.act_dim}, path={self.path})")
+
+
+def obs_normalizer(obs: np.ndarray, obs_keys: Sequence[str], obs_dims: Sequence[int] | None) -> MinMaxNormalizer:
+    """Min-max bounds of the data, except image keys: their pixels map from the fixed range [0, 255]
+    (per-pixel bounds would stretch a pixel that barely changes into [-1, 1])."""
+    fitted = MinMaxNormalizer.fit(obs)
+    if obs_dims is None or not any(is_image_key(k) for k in obs_keys):
+        return fitted
+    low, high = fitted.low.copy(), fitted.high.copy()
+    offsets = np.concatenate([[0], np.cumsum(obs_dims)])
+    for key, start, stop in zip(obs_keys, offsets[:-1], offsets[1:]):
+        if is_image_key(key):
+            low[start:stop], high[start:stop] = 0.0, 255.0
+    return MinMaxNormalizer(low, high)

@@ -11,6 +11,7 @@ import numpy as np
 import tyro
 
 from postbc.data.robomimic import DemoFile, read_demos
+from postbc.envs.cameras import is_image_key
 from postbc.io.config import require_positive
 
 
@@ -46,6 +47,10 @@ def describe(f: DemoFile, max_rows: int = 20) -> str:
     arrays = {f"obs/{k}": [d.obs[k] for d in demos] for k in f.obs_keys} | {"actions": [d.actions for d in demos]}
     for name, parts in arrays.items():
         stacked = np.concatenate(parts)
+        if name.startswith("obs/") and is_image_key(name[4:]):
+            lines.append(f"  {name} {stacked.shape[1:]}: image, pixel values {stacked.min():.0f} .. {stacked.max():.0f}, "
+                         f"mean {stacked.mean():.1f}")
+            continue
         low, high = stacked.min(axis=0).reshape(-1), stacked.max(axis=0).reshape(-1)
         dims = ", ".join(f"{lo:.3g} .. {hi:.3g}" for lo, hi in zip(low, high))
         lines.append(f"  {name} {stacked.shape[1:]}: {dims}")

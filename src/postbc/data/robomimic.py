@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from postbc.envs.cameras import is_image_key
 from postbc.errors import PostBCError
 
 DEMO_NAME = re.compile(r"^demo_(\d+)$")
@@ -209,7 +210,8 @@ def _read_demo(f, path: Path, name: str, obs_keys: Sequence[str], with_next_obs:
                     f"{path}: demo '{name}' has no observation key '{group_name}/{key}' (it has: {', '.join(sorted(obs_group.keys()))}); "
                     "ask for keys present in the file"
                 )
-            out[key] = _read_array(obs_group, key, path, where, rows=T).astype(np.float32)
+            array = _read_array(obs_group, key, path, where, rows=T)
+            out[key] = _checked_image(array, path, name, f"{group_name}/{key}") if is_image_key(key) else array.astype(np.float32)
         return out
 
     optional = {}
@@ -227,6 +229,17 @@ def _read_demo(f, path: Path, name: str, obs_keys: Sequence[str], with_next_obs:
         name=name,
         **optional,
     )
+
+
+def _checked_image(array: np.ndarray, path: Path, demo: str, key: str) -> np.ndarray:
+    """An image key (`<camera>_image`) must hold uint8 (T, S, S, 3) frames, as `postbc collect --camera` writes."""
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[3] != 3 or array.shape[1] != array.shape[2]:
+        raise PostBCError(
+            f"{path}: demo '{demo}', image key '{key}' holds {array.dtype} of shape {array.shape[1:]} per step; "
+            "image keys (named <camera>_image) must be uint8 (S, S, 3) RGB frames. Store them so, or rename a key "
+            "that is not an image"
+        )
+    return array
 
 
 def _attr_value(v: Any) -> Any:

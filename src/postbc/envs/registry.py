@@ -97,12 +97,19 @@ def make_env(name: str, seed: int | None = None, **kwargs: Any):
 def flatten_obs(obs: Mapping[str, np.ndarray], keys: tuple[str, ...]) -> np.ndarray:
     """Concatenate the named obs parts along the last axis, in the given order, as float32.
 
-    Works for one observation (parts of shape (d,)) and for a batch (parts of shape (B, d)).
+    Works for one observation (parts of shape (d,)) and for a batch (parts of shape (B, d)). Image
+    parts, (H, W, C) or (B, H, W, C), are flattened to H * W * C values (postbc.envs.cameras).
     """
     missing = [k for k in keys if k not in obs]
     if missing:
         raise PostBCError(f"observation lacks key(s) {missing}; it has {sorted(obs)}")
-    return np.concatenate([np.atleast_1d(np.asarray(obs[k], dtype=np.float32)) for k in keys], axis=-1)
+    return np.concatenate([_flat_part(np.asarray(obs[k], dtype=np.float32)) for k in keys], axis=-1)
+
+
+def _flat_part(part: np.ndarray) -> np.ndarray:
+    if part.ndim >= 3:  # an image: low-dim parts are (d,) or (B, d)
+        return part.reshape(part.shape[:-3] + (-1,))
+    return np.atleast_1d(part)
 
 
 # Lazy loaders: a family's module is imported (and registers its tasks) only when a task is looked up.

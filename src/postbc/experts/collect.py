@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from postbc.data.robomimic import Demo, DemoWriter
+from postbc.envs.cameras import is_image_key, with_cameras
 from postbc.envs.registry import TaskSpec, get_task
 from postbc.errors import PostBCError
 from postbc.experts.base import Expert
@@ -54,7 +55,8 @@ def rollout(env, expert: Expert, spec: TaskSpec, env_seed: int, rng: np.random.G
             break
 
     def stack(frames: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-        return {k: np.stack([np.asarray(f[k], dtype=np.float32) for f in frames]) for k in spec.obs_keys}
+        return {k: np.stack([np.asarray(f[k], dtype=np.uint8 if is_image_key(k) else np.float32) for f in frames])
+                for k in spec.obs_keys}
 
     demo = Demo(
         obs=stack(steps["obs"]),
@@ -77,6 +79,8 @@ def collect(
     overwrite: bool = False,
     max_attempts: int | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
+    cameras: Sequence[str] = (),
+    image_size: int = 84,
     quiet: bool = False,
 ) -> CollectResult:
     """Write `episodes` successful demos of `task` to `out` (robomimic HDF5), one at a time.
@@ -85,11 +89,12 @@ def collect(
     enough successes, collection stops with an error and the file keeps the demos written so far.
     Each demo is listed under the filter key `operator_<name>`. A multi-task env (`spec.tasks`, e.g.
     mt10) gets `episodes` demos of each of its tasks, each recording its `task` (attribute and
-    filter key `task_<name>`), with `max_attempts` per task.
+    filter key `task_<name>`), with `max_attempts` per task. `cameras` adds each camera's view,
+    `image_size` pixels square, as uint8 key `<camera>_image` (postbc.envs.cameras).
     """
     if episodes <= 0:
         raise PostBCError(f"episodes={episodes} must be > 0")
-    spec = get_task(task)
+    spec = with_cameras(get_task(task), cameras, image_size)
     expert = get_expert(task, operator)
     max_attempts = 2 * episodes + 10 if max_attempts is None else max_attempts
     env_kwargs = dict(env_kwargs or {})

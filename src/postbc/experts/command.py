@@ -26,6 +26,11 @@ class CollectConfig:
     """replace an existing output file."""
     max_attempts: int | None = None
     """stop with an error after this many episodes (default: 2 * episodes + 10)."""
+    camera: tuple[str, ...] = ()
+    """also store this camera's view as uint8 images under `<camera>_image` (robomimic's names, e.g.
+    agentview, robot0_eye_in_hand); repeat for several. robosuite tasks; rendered headless (MUJOCO_GL=egl)."""
+    image_size: int = 84
+    """side of the stored square images in pixels (robomimic: 84)."""
     quiet: bool = False
     """no progress bar."""
 
@@ -33,6 +38,8 @@ class CollectConfig:
         require_positive("episodes", self.episodes)
         if self.max_attempts is not None:
             require_positive("max_attempts", self.max_attempts)
+        require_positive("image_size", self.image_size)
+        self.camera = tuple(self.camera)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -47,7 +54,7 @@ def run(cfg: CollectConfig) -> None:
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         result = collect(cfg.task, cfg.episodes, cfg.out, cfg.seed, operator=cfg.operator, overwrite=cfg.overwrite,
-                         max_attempts=cfg.max_attempts, quiet=cfg.quiet)
+                         max_attempts=cfg.max_attempts, cameras=cfg.camera, image_size=cfg.image_size, quiet=cfg.quiet)
     except KeyboardInterrupt:
         print(f"collection stopped; {cfg.out} keeps the demos finished so far "
               f"(`postbc inspect {cfg.out}` lists them)", file=sys.stderr)

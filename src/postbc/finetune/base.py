@@ -18,8 +18,20 @@ def load_base_policy(run_dir: Path, spec: TaskSpec):
     from postbc.policies.pretrained import PretrainedPolicy
 
     policy = PretrainedPolicy.load(Path(run_dir))
+    refuse_image_policy(policy, str(run_dir))
     check_policy_task(policy, spec, str(run_dir))
     return policy
+
+
+def refuse_image_policy(policy: Any, source: str) -> None:
+    """Finetuning networks (SAC, IQL, DPPO's value) take flat low-dim observations: no image encoder yet."""
+    from postbc.envs.cameras import is_image_key
+
+    images = [k for k in getattr(policy, "obs_keys", ()) if is_image_key(k)]
+    if images:
+        raise PostBCError(f"checkpoint {source} acts from images ({', '.join(images)}); finetuning image policies is "
+                          "not supported yet (the RL networks take low-dim observations). Evaluate it with `postbc "
+                          "eval`, or pretrain on the low-dim keys (--obs-keys) to finetune")
 
 
 def check_policy_task(policy: Any, spec: TaskSpec, source: str) -> None:

@@ -49,8 +49,13 @@ class DiffusionConfig:
     """Diffusion steps T of the training schedule (paper: 100)."""
     inference_steps: int = 8
     """Default number of sampling steps (paper: 8 DDIM steps)."""
+    images: tuple[tuple[int, int], ...] = ()
+    """(offset, side) of each image within the flat observation (`obs_encoder.image_layout`); () for low-dim only."""
+    image_features: int = 64
+    """Features each image's conv encoder hands the denoiser (used only with `images`)."""
 
     def __post_init__(self) -> None:
+        self.images = tuple((int(offset), int(side)) for offset, side in self.images)
         for name in ("obs_dim", "act_dim", "chunk", "hidden", "layers", "time_embed_dim", "train_steps", "inference_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"DiffusionConfig.{name}={getattr(self, name)!r} must be >= 1")
@@ -99,20 +104,33 @@ class SinusoidalEmbedding(nn.Module):
 
 
 class MLPDenoiser(nn.Module):
-    """eps = net([obs, time_embedding(t), x_t flattened])."""
+    """eps = net([encode(obs), time_embedding(t), x_t flattened]); `encode` is the identity for low-dim
+    observations and an `ObsEncoder` (conv net per image) when the config lists images."""
 
     def __init__(self, cfg: DiffusionConfig):
         super().__init__()
         d = cfg.time_embed_dim
         self.time_embed = nn.Sequential(SinusoidalEmbedding(d), nn.Linear(d, 2 * d), nn.Mish(), nn.Linear(2 * d, d))
-        widths = [cfg.obs_dim + d + cfg.flat_dim] + [cfg.hidden] * cfg.layers
+        cond_dim = cfg.obs_dim
+        if cfg.images:  # only then: low-dim checkpoints keep their parameter names
+            from postbc.policies.obs_encoder import ObsEncoder
+
+            self.encoder = ObsEncoder(cfg.obs_dim, cfg.images, cfg.image_features)
+            cond_dim = self.encoder.out_dim
+        widths = [cond_dim + d + cfg.flat_dim] + [cfg.hidden] * cfg.layers
         blocks: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             blocks += [nn.Linear(w_in, w_out), nn.Mish()]
         self.net = nn.Sequential(*blocks, nn.Linear(widths[-1], cfg.flat_dim))
 
-    def forward(self, obs: torch.Tensor, t: torch.Tensor, x_flat: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, self.time_embed(t), x_flat], dim=-1))
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        encoder = getattr(self, "encoder", None)
+        return obs if encoder is None else encoder(obs)
+
+    def forward(self, obs: torch.Tensor, t: torch.Tensor, x_flat: torch.Tensor, encoded: bool = False) -> torch.Tensor:
+        """`encoded`: `obs` is already `encode(obs)` (samplers encode once per chain, not once per step)."""
+        cond = obs if encoded else self.encode(obs)
+        return self.net(torch.cat([cond, self.time_embed(t), x_flat], dim=-1))
 
 
 @dataclasses.dataclass
@@ -182,14 +200,16 @@ class DiffusionPolicy(nn.Module):
 
     # -- sampling ----------------------------------------------------------------------------------
     def denoise(
-        self, obs: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, abar: torch.Tensor | float | None = None
+        self, obs: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, abar: torch.Tensor | float | None = None,
+        encoded: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0 estimate clipped to [-1, 1], the eps consistent with it) for flat x_t (B, D), t (B,).
 
-        `abar` (abar_t as a (B, 1) tensor or one float) may be passed to skip the schedule lookup.
+        `abar` (abar_t as a (B, 1) tensor or one float) may be passed to skip the schedule lookup;
+        `encoded`: `obs` is `denoiser.encode(obs)` already.
         """
         abar = self._abar(t) if abar is None else abar
-        eps = self.denoiser(obs, t, x_t)
+        eps = self.denoiser(obs, t, x_t, encoded=True) if encoded else self.denoiser(obs, t, x_t)
         x0 = ((x_t - (1 - abar) ** 0.5 * eps) / abar**0.5).clamp(-X0_CLIP, X0_CLIP)
         return x0, (x_t - abar**0.5 * x0) / (1 - abar) ** 0.5
 
@@ -200,8 +220,10 @@ class DiffusionPolicy(nn.Module):
         ts, ts_prev = self.step_timesteps(steps)
         abar = self.alphas_cumprod.tolist() + [1.0]  # index -1 (clean data) reads the appended 1.0
         x = noise.reshape(noise.shape[0], -1)
+        encode = getattr(self.denoiser, "encode", None)  # once per chain (test oracles have none)
+        cond = obs if encode is None else encode(obs)
         for t, t_prev in zip(ts, ts_prev.tolist()):  # per-step scalars as Python floats: fewer tiny tensor ops
-            x0, eps = self.denoise(obs, x, t.expand(x.shape[0]), abar[int(t)])
+            x0, eps = self.denoise(cond, x, t.expand(x.shape[0]), abar[int(t)], encoded=encode is not None)
             x = abar[t_prev] ** 0.5 * x0 + (1 - abar[t_prev]) ** 0.5 * eps  # the last step (abar_prev = 1) returns x0
         return x.reshape(noise.shape)
 

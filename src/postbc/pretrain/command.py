@@ -24,6 +24,7 @@ from postbc.io.config import require_choice, require_device_name, require_positi
 METHODS = ("bc", "sigma_bc", "postbc")
 COVARIANCE_KINDS = ("full", "diagonal")  # postbc.pretrain.posterior (kept here: no torch import for --help)
 ENSEMBLE_HEADS = ("deterministic", "gaussian")  # postbc.policies.ensemble
+ENSEMBLE_KINDS = ("independent", "shared")  # EnsembleMLP | SharedTrunkEnsemble
 
 
 @dataclasses.dataclass
@@ -78,6 +79,9 @@ class PretrainConfig:
     posterior-std contrast (3.00 vs 3.14 at 3x256) at ~1/13 of the ensemble's cost (docs/pretraining.md)."""
     ensemble_layers: int | None = None
     """postbc: hidden layers of each member (default: --layers, as in the paper)."""
+    ensemble_kind: str = "independent"
+    """postbc: independent (K separate MLPs; paper, Robomimic) | shared (K heads on one shared trunk and image
+    encoder; paper, Libero: 5 heads with --bootstrap state_action). Image observations need shared."""
     ensemble_head: str = "gaussian"
     """postbc: deterministic | gaussian member head; the posterior uses the means (paper, Robomimic: gaussian)."""
     ensemble_lr: float = 1e-3
@@ -86,6 +90,8 @@ class PretrainConfig:
     """postbc: trajectory | state_action resampling per member (paper: trajectory on Robomimic, state_action on Libero)."""
     covariance: str = "full"
     """postbc: full | diagonal posterior covariance over the flattened chunk (paper: full; diagonal in one setting)."""
+    image_features: int = 64
+    """Features of each image's conv encoder (datasets with `<camera>_image` keys; postbc.policies.obs_encoder)."""
     checkpoint_every: int = 25
     """Epochs between resume checkpoints (policy and ensemble)."""
     device: str = "auto"
@@ -103,9 +109,10 @@ class PretrainConfig:
         require_choice("bootstrap", self.bootstrap, BOOTSTRAP_KINDS)
         require_choice("covariance", self.covariance, COVARIANCE_KINDS)
         require_choice("ensemble_head", self.ensemble_head, ENSEMBLE_HEADS)
+        require_choice("ensemble_kind", self.ensemble_kind, ENSEMBLE_KINDS)
         require_device_name("device", self.device)
         for name in ("chunk", "hidden", "layers", "train_steps", "inference_steps", "epochs", "batch_size",
-                     "lr", "ensemble_size", "ensemble_epochs", "ensemble_lr", "checkpoint_every"):
+                     "lr", "ensemble_size", "ensemble_epochs", "ensemble_lr", "checkpoint_every", "image_features"):
             require_positive(name, getattr(self, name))
         for name in ("weight_decay", "sigma", "alpha", "threads"):
             require_positive(name, getattr(self, name), allow_zero=True)
@@ -168,12 +175,19 @@ def run(cfg: PretrainConfig):
     from postbc.pretrain.target_noise import IsotropicTargetNoise, NoTargetNoise
     from postbc.pretrain.trainer import PolicyTraining, train_policy
     from postbc.device import resolve_for_run
+    from postbc.errors import PostBCError
+    from postbc.policies.obs_encoder import image_layout
     from postbc.utils import is_quiet
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_for_run(cfg.device)  # refused before anything is written
     dataset = DemoDataset.load(cfg.dataset, obs_keys=cfg.obs_keys, filter_key=cfg.filter_key, max_demos=cfg.max_demos)
+    images = image_layout(dataset.obs_keys, dataset.obs_dims)
+    if images and cfg.method == "postbc" and cfg.ensemble_kind != "shared":
+        raise PostBCError(f"{cfg.dataset} has image observations; PostBC's ensemble on images must share one encoder: "
+                          "pass --ensemble-kind shared (the paper's Libero setting: --ensemble-size 5 --bootstrap "
+                          "state_action)")
     out = cfg.out
     prepare_run_dir(out, cfg, command="pretrain")
     say = (lambda msg: None) if is_quiet(cfg.quiet) else print
@@ -196,7 +210,8 @@ def run(cfg: PretrainConfig):
     torch.manual_seed(int(seeds[2]))
     diffusion = DiffusionConfig(
         obs_dim=dataset.obs_dim, act_dim=dataset.act_dim, chunk=cfg.chunk, hidden=cfg.hidden, layers=cfg.layers,
-        train_steps=cfg.train_steps, inference_steps=cfg.inference_steps,
+        train_steps=cfg.train_steps, inference_steps=cfg.inference_steps, images=images,
+        image_features=cfg.image_features,
     )
     settings = PolicyTraining(
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -224,6 +239,8 @@ def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, ident
     from postbc.data import bootstrap_counts
     from postbc.io.checkpoint import checkpoint_exists, save_checkpoint
     from postbc.policies.ensemble import EnsembleMLP
+    from postbc.policies.obs_encoder import image_layout
+    from postbc.policies.shared_ensemble import SharedTrunkEnsemble
     from postbc.pretrain.posterior import PosteriorEstimate, estimate_posterior, fit_ensemble
     from postbc.pretrain.target_noise import PosteriorTargetNoise
 
@@ -234,10 +251,13 @@ def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, ident
 
     counts = bootstrap_counts(cfg.bootstrap, dataset.episode_of, cfg.ensemble_size, np.random.default_rng(int(seeds[0])))
     torch.manual_seed(int(seeds[1]))
-    ensemble = EnsembleMLP(
-        cfg.ensemble_size, dataset.obs_dim, chunks[0].numel(), hidden=cfg.ensemble_hidden or cfg.hidden,
-        layers=cfg.ensemble_layers or cfg.layers, head=cfg.ensemble_head,
-    ).to(obs.device)
+    size = dict(hidden=cfg.ensemble_hidden or cfg.hidden, layers=cfg.ensemble_layers or cfg.layers, head=cfg.ensemble_head)
+    if cfg.ensemble_kind == "shared":
+        images = image_layout(dataset.obs_keys, dataset.obs_dims)
+        ensemble = SharedTrunkEnsemble(cfg.ensemble_size, dataset.obs_dim, chunks[0].numel(), **size, images=images,
+                                       image_features=cfg.image_features).to(obs.device)
+    else:
+        ensemble = EnsembleMLP(cfg.ensemble_size, dataset.obs_dim, chunks[0].numel(), **size).to(obs.device)
     fit_ensemble(
         ensemble, obs, chunks.flatten(1), torch.from_numpy(counts),
         epochs=cfg.ensemble_epochs, batch_size=cfg.batch_size, lr=cfg.ensemble_lr,
@@ -246,7 +266,7 @@ def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, ident
         log_dir=out / "ensemble_log", identity=identity, quiet=cfg.quiet,
     )
     shape = {"num_members": ensemble.num_members, "in_dim": ensemble.in_dim, "out_dim": ensemble.out_dim,
-             "hidden": cfg.ensemble_hidden or cfg.hidden, "layers": cfg.ensemble_layers or cfg.layers, "head": ensemble.head}
+             **size, "kind": cfg.ensemble_kind}
     save_checkpoint(out / "ensemble", {**ensemble.state_dict(), "bootstrap_counts": torch.from_numpy(counts)},
                     {"dataset": identity, "ensemble": shape, "bootstrap": cfg.bootstrap})
     posterior = estimate_posterior(ensemble, obs, cfg.covariance)

@@ -22,6 +22,7 @@ import torch
 
 from postbc.device import randn_like_on
 from postbc.policies.ensemble import EnsembleMLP
+from postbc.policies.shared_ensemble import SharedTrunkEnsemble
 from postbc.pretrain.loop import ResumableState, run_epochs
 
 COVARIANCE_KINDS = ("full", "diagonal")
@@ -84,7 +85,7 @@ class PosteriorEstimate:
 
 
 @torch.no_grad()
-def estimate_posterior(ensemble: EnsembleMLP, obs: torch.Tensor, kind: str = "full", batch_size: int = 1024) -> PosteriorEstimate:
+def estimate_posterior(ensemble: EnsembleMLP | SharedTrunkEnsemble, obs: torch.Tensor, kind: str = "full", batch_size: int = 1024) -> PosteriorEstimate:
     """Mean and covariance over members of the ensemble's predicted means at every row of `obs` (N, in)."""
     if kind not in COVARIANCE_KINDS:
         raise ValueError(f"covariance kind={kind!r}; choose one of {COVARIANCE_KINDS}")
@@ -92,6 +93,7 @@ def estimate_posterior(ensemble: EnsembleMLP, obs: torch.Tensor, kind: str = "fu
     if K < 2:
         raise ValueError("a posterior covariance needs an ensemble of at least 2 members")
     means, factors = [], []
+    ensemble.eval()  # an image encoder augments only while training
     for batch in obs.split(batch_size):
         preds = ensemble(batch).mean.double()  # (K, b, D)
         mean = preds.mean(0)
@@ -108,7 +110,7 @@ def estimate_posterior(ensemble: EnsembleMLP, obs: torch.Tensor, kind: str = "fu
 
 
 def fit_ensemble(
-    ensemble: EnsembleMLP,
+    ensemble: EnsembleMLP | SharedTrunkEnsemble,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     counts: torch.Tensor,
@@ -127,7 +129,8 @@ def fit_ensemble(
 
     `inputs` (N, in) and `targets` (N, D) are the normalized observations and flattened chunks.
     Every optimizer step is one batched forward/backward over all members (`EnsembleMLP.compute_grads`,
-    no loop over members, no per-step allocation) and one fused Adam step.
+    no loop over members, no per-step allocation) and one fused Adam step. A `SharedTrunkEnsemble`
+    trains by autograd on uniform minibatches weighted per head by the counts (its module docstring).
     """
     if counts.shape != (ensemble.num_members, inputs.shape[0]):
         raise ValueError(f"bootstrap counts must have shape ({ensemble.num_members}, {inputs.shape[0]}), got {tuple(counts.shape)}")
@@ -135,6 +138,10 @@ def fit_ensemble(
     steps = math.ceil(inputs.shape[0] / batch_size)
     optimizer = torch.optim.Adam(ensemble.parameters(), lr=lr, fused=True)
     state = ResumableState(checkpoint, {"ensemble": ensemble}, optimizer, generator, identity or {})
+    if isinstance(ensemble, SharedTrunkEnsemble):
+        train_epoch = _shared_trunk_epoch(ensemble, inputs, targets, weights, steps, batch_size, optimizer, generator)
+        run_epochs(state, epochs, train_epoch, log_dir=log_dir, checkpoint_every=checkpoint_every, desc="ensemble", quiet=quiet)
+        return
     # Buffers reused by every step: (K, B) indices, the gathered (K, B, in) / (K, B, D) batch; the
     # forward/backward writes into the ensemble's own preallocated workspace (`compute_grads`).
     # Indices are drawn on the generator's device (the CPU) and moved to the data's in one transfer.
@@ -162,3 +169,24 @@ def fit_ensemble(
         ensemble.free_workspace()
         for p in ensemble.parameters():
             p.grad = None
+
+
+def _shared_trunk_epoch(ensemble: SharedTrunkEnsemble, inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
+                        steps: int, batch_size: int, optimizer: torch.optim.Optimizer, generator: torch.Generator):
+    """One epoch of a shared-trunk ensemble: `steps` uniform minibatches, head k weighting sample i by counts[k, i]."""
+    device = inputs.device
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        ensemble.train()
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for _ in range(steps):
+            idx = torch.randint(0, inputs.shape[0], (batch_size,), generator=generator)
+            on_device = idx.to(device)
+            losses = ensemble.weighted_loss(inputs[on_device], targets[on_device], weights[:, idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()  # head k's gradient is that of training it alone; the trunk gets all K
+            optimizer.step()
+            total += losses.detach().sum()
+        return {"loss": total.item() / (steps * ensemble.num_members)}
+
+    return train_epoch
