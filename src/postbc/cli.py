@@ -13,7 +13,7 @@ from postbc.errors import PostBCError
 
 # name -> (module, config class, summary)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("postbc.demo.command", "DemoConfig", "Collect demos, pretrain BC and PostBC, finetune both briefly with DSRL; lift if robosuite is installed, else toy (--quick: toy, ~2.5 min)."),
+    "demo": ("postbc.demo.command", "DemoConfig", "Collect demos, pretrain BC and PostBC, finetune both with DSRL and compare them (toy task by default; --task lift; --quick: ~2 min)."),
     "theory": ("postbc.theory.command", "TheoryConfig", "Run the tabular theory experiments (paper section 2)."),
     "pretrain": ("postbc.pretrain.command", "PretrainConfig", "Pretrain a diffusion policy from demos with bc, sigma_bc or postbc."),
     "finetune": ("postbc.finetune.command", "FinetuneConfig", "Finetune a pretrained policy with DSRL-SAC, DSRL-NA, DPPO or Best-of-N."),
@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "collect": ("postbc.experts.command", "CollectConfig", "Collect scripted demonstrations into a robomimic-style HDF5 file."),
     "eval": ("postbc.evaluation.command", "EvalConfig", "Success rate (95% interval) of a pretrained or finetuned policy on its task."),
     "inspect": ("postbc.data.inspect_command", "InspectConfig", "Describe a dataset: demos, lengths, keys, shapes, action ranges."),
+    "task-key": ("postbc.data.task_keys", "TaskKeyConfig", "Add a per-task conditioning key (e.g. language embeddings) to a multi-task dataset."),
     "sweep": ("postbc.experiments.sweep_command", "SweepCommandConfig", "Run a grid of experiments (collect, pretrain, evaluate, finetune) on a process pool or Ray."),
     "report": ("postbc.experiments.report_command", "ReportConfig", "Tables, plots and an HTML page from a sweep directory."),
 }

@@ -22,6 +22,10 @@ def test_camera_spec_round_trips_through_a_policy_s_keys():
     again = spec_for_obs_keys(get_task("lift"), spec.obs_keys, spec.obs_dims)
     assert (again.obs_keys, again.obs_dims, again.env_args) == (spec.obs_keys, spec.obs_dims, spec.env_args)
     assert spec_for_obs_keys(get_task("lift"), get_task("lift").obs_keys, get_task("lift").obs_dims) is get_task("lift")
+    proprio = spec_for_obs_keys(get_task("lift"), ("agentview_image", "robot0_eef_pos"), (32 * 32 * 3, 3))
+    assert proprio.obs_keys == ("agentview_image", "robot0_eef_pos") and proprio.obs_dims == (32 * 32 * 3, 3)
+    unknown = spec_for_obs_keys(get_task("lift"), ("robot0_eef_pos", "nowhere"), (3, 2))
+    assert unknown.obs_keys == get_task("lift").obs_keys  # left for the task checks to name
     with pytest.raises(PostBCError, match="twice"):
         with_cameras(get_task("lift"), ["agentview", "agentview"], 32)
 

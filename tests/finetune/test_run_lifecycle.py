@@ -75,3 +75,16 @@ def test_run_files_follow_the_umask(tmp_path, line_spec):
         os.umask(old)
     for name in ("config.json", "finetuned.json", "finetuned.safetensors", "checkpoints/last.safetensors"):
         assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o644, name
+
+
+def test_a_multi_task_env_gets_a_success_column_per_task(tmp_path):
+    from postbc.envs.testing import fake_task_spec
+
+    spec = fake_task_spec("line", horizon=16, tasks=("near", "far"))
+    cfg = _cfg(tmp_path / "run")
+    run(cfg, base=NoisePuppet(), spec=spec)
+    rows = read_metrics(cfg.out)
+    for prefix in ("eval", "pretrained"):
+        assert {f"{prefix}_success_near", f"{prefix}_success_far"} <= set(rows[0])
+        per_task = [float(rows[0][f"{prefix}_success_{t}"]) for t in ("near", "far")]
+        assert all(0.0 <= r <= 1.0 for r in per_task)

@@ -33,6 +33,7 @@ class DemoDataset:
     obs_normalizer: MinMaxNormalizer
     action_normalizer: MinMaxNormalizer
     path: Path | None = None
+    demo_tasks: list[str | None] = dataclasses.field(default_factory=list)  # each demo's `task` attr (multi-task data)
 
     @classmethod
     def load(cls, path: Path, obs_keys: Sequence[str] | None = None, filter_key: str | None = None,
@@ -50,13 +51,14 @@ class DemoDataset:
             demo_names=[d.name for d in f.demos],
             env_args=f.env_args,
             path=Path(path),
+            demo_tasks=[d.attrs.get("task") for d in f.demos],
         )
 
     @classmethod
     def from_arrays(cls, obs: np.ndarray, actions: np.ndarray, episode_lengths: Sequence[int], *,
                     obs_keys: Sequence[str] = ("obs",), obs_dims: Sequence[int] | None = None,
                     demo_names: Sequence[str] | None = None, env_args: dict[str, Any] | None = None,
-                    path: Path | None = None) -> "DemoDataset":
+                    path: Path | None = None, demo_tasks: Sequence[str | None] | None = None) -> "DemoDataset":
         """Build a dataset from arrays already in memory (normalizers are fitted here)."""
         obs = np.asarray(obs, dtype=np.float32)
         actions = np.asarray(actions, dtype=np.float32)
@@ -76,6 +78,7 @@ class DemoDataset:
             obs_normalizer=obs_normalizer(obs, obs_keys, obs_dims),
             action_normalizer=MinMaxNormalizer.fit(actions),
             path=path,
+            demo_tasks=list(demo_tasks) if demo_tasks is not None else [None] * len(lengths),
         )
 
     @property

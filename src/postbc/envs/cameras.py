@@ -73,11 +73,18 @@ def with_cameras(spec: TaskSpec, cameras: Sequence[str], size: int) -> TaskSpec:
 
 
 def spec_for_obs_keys(spec: TaskSpec, obs_keys: Sequence[str], obs_dims: Sequence[int]) -> TaskSpec:
-    """The spec that produces a policy's keys: `spec` with the cameras its image keys name (unchanged without)."""
+    """The spec that produces a policy's keys: `spec` with the cameras its image keys name, observed
+    through exactly the policy's keys in its order when they are a subset of what the env gives (a
+    robomimic image policy sees proprioception and cameras, not the object state). Keys the env does
+    not give leave the spec as it is, for the task checks to name them."""
     images = [(k, d) for k, d in zip(obs_keys, obs_dims) if is_image_key(k)]
-    if not images:
+    if images:
+        sides = {image_side(k, d) for k, d in images}
+        if len(sides) > 1:
+            raise PostBCError(f"image keys {[k for k, _ in images]} have different sizes {sorted(sides)}; one size is supported")
+        spec = with_cameras(spec, [k[: -len(IMAGE_SUFFIX)] for k, _ in images], sides.pop())
+    given = dict(zip(spec.obs_keys, spec.obs_dims))
+    keys = tuple(obs_keys)
+    if keys == spec.obs_keys or any(given.get(k) != int(d) for k, d in zip(keys, obs_dims)):
         return spec
-    sides = {image_side(k, d) for k, d in images}
-    if len(sides) > 1:
-        raise PostBCError(f"image keys {[k for k, _ in images]} have different sizes {sorted(sides)}; one size is supported")
-    return with_cameras(spec, [k[: -len(IMAGE_SUFFIX)] for k, _ in images], sides.pop())
+    return dataclasses.replace(spec, obs_keys=keys, obs_dims=tuple(given[k] for k in keys))

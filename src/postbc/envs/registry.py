@@ -31,6 +31,7 @@ class TaskSpec:
     description: str = ""
     in_process: bool = False  # a step costs less than a pipe round trip: VectorEnv "auto" keeps these envs in-process
     tasks: tuple[str, ...] = ()  # a multi-task env's tasks (its info["task"] names the episode's); () for one task
+    instructions: Mapping[str, str] = dataclasses.field(default_factory=dict)  # task -> instruction (demos record it)
 
     @property
     def obs_dim(self) -> int:

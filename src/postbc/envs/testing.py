@@ -27,8 +27,10 @@ class FakeLineEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, horizon: int = 20, crash_prob: float = 0.0, crash_step: int = 3, die_prob: float = 0.0,
-                 reset_crash: bool = False):
+                 reset_crash: bool = False, tasks: tuple[str, ...] = ()):
         self.horizon = horizon
+        self.tasks = tuple(tasks)  # a multi-task stand-in: each episode names one (info["task"]); the line is the same
+        self.task = None
         self.crash_prob = crash_prob  # per episode: raise FakeCrash at `crash_step`
         self.crash_step = crash_step
         self.die_prob = die_prob  # per episode: kill the process at `crash_step` (only use in worker processes)
@@ -54,7 +56,12 @@ class FakeLineEnv(gym.Env):
         self.t = 0
         self._crash = self._rng.random() < self.crash_prob
         self._die = self._rng.random() < self.die_prob
-        return self._obs(), {"success": False}
+        if self.tasks:
+            self.task = self.tasks[int(self._rng.integers(len(self.tasks)))]
+        return self._obs(), self._info(False)
+
+    def _info(self, success: bool) -> dict:
+        return {"success": success, **({"task": self.task} if self.tasks else {})}
 
     def step(self, action):
         self.t += 1
@@ -64,7 +71,7 @@ class FakeLineEnv(gym.Env):
             os._exit(3)
         self.pos += 0.25 * float(np.clip(np.asarray(action).reshape(-1)[0], -1, 1))
         success = abs(self.pos - self.goal) < 0.1
-        return self._obs(), float(success), success, (not success) and self.t >= self.horizon, {"success": success}
+        return self._obs(), float(success), success, (not success) and self.t >= self.horizon, self._info(success)
 
 
 class ThresholdEnv(gym.Env):
@@ -131,6 +138,7 @@ def fake_task_spec(name: str = "fake", horizon: int = 20, **kwargs) -> TaskSpec:
         make=functools.partial(make_fake_env, horizon=horizon, **kwargs),
         env_args={"env_name": name, "type": "fake", "env_kwargs": {"task": name}},
         description="point on a line moving to a goal (tests only)",
+        tasks=tuple(kwargs.get("tasks", ())),
     )
 
 

@@ -72,7 +72,7 @@ def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed:
 
     Returns (policy, task spec, EvalResult). Shared by `postbc eval`, the demo and the sweep's eval stage.
     """
-    from postbc.envs.cameras import spec_for_obs_keys
+    from postbc.envs.conditioning import spec_for_policy
     from postbc.envs.compat import check_dataset_matches_task
     from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
@@ -82,7 +82,7 @@ def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed:
     task = task or (policy.env_args.get("env_kwargs") or {}).get("task") or getattr(policy, "task", None)
     if not task:
         raise PostBCError(f"checkpoint {checkpoint} does not name the task it was trained for; pass --task")
-    spec = spec_for_obs_keys(get_task(task), policy.obs_keys, getattr(policy, "obs_dims", ()))
+    spec = spec_for_policy(get_task(task), policy)
     check_dataset_matches_task(policy.env_args, policy.obs_keys, policy.act_dim, spec, obs_dims=policy.obs_dims,
                                source=f"checkpoint {checkpoint}")
     policy.check_task(spec)

@@ -64,7 +64,8 @@ def rollout(env, expert: Expert, spec: TaskSpec, env_seed: int, rng: np.random.G
         actions=np.stack(steps["actions"]),
         rewards=np.asarray(steps["rewards"], dtype=np.float32),
         dones=np.asarray(steps["dones"], dtype=np.int64),
-        attrs={"operator": expert.operator, "seed": int(env_seed), **({"task": task} if task is not None else {})},
+        attrs={"operator": expert.operator, "seed": int(env_seed), **({"task": task} if task is not None else {}),
+               **({"instruction": spec.instructions[task]} if task in spec.instructions else {})},
     )
     return demo, success
 

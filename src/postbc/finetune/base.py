@@ -17,9 +17,11 @@ def load_base_policy(run_dir: Path, spec: TaskSpec):
     """`PretrainedPolicy.load(run_dir)`, refused when its obs / action sizes do not fit `spec`."""
     from postbc.policies.pretrained import PretrainedPolicy
 
+    from postbc.envs.conditioning import spec_for_policy
+
     policy = PretrainedPolicy.load(Path(run_dir))
     refuse_image_policy(policy, str(run_dir))
-    check_policy_task(policy, spec, str(run_dir))
+    check_policy_task(policy, spec_for_policy(spec, policy), str(run_dir))
     return policy
 
 

@@ -29,6 +29,7 @@ def build_algorithm(cfg: FinetuneConfig, base, obs_dim: int, device="cpu"):
 def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None) -> dict:
     """`base` / `spec` replace the checkpoint / task lookup (tests); `stop_at` imitates a kill (tests)."""
     from postbc.device import resolve_for_run
+    from postbc.envs.conditioning import spec_for_policy
     from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
     from postbc.finetune.base import base_fingerprint, check_policy_task, load_base_policy
@@ -39,6 +40,7 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     spec = spec or get_task(cfg.task)
     if base is None:
         base = load_base_policy(cfg.checkpoint, spec)
+        spec = spec_for_policy(spec, base)  # its tasks, conditioning and keys
     else:
         check_policy_task(base, spec, str(cfg.checkpoint))
     if spec.horizon < int(base.chunk):

@@ -41,7 +41,10 @@ class PretrainedPolicy:
         obs_dims: tuple[int, ...],
         env_args: Mapping[str, Any],
         config: Mapping[str, Any] | None = None,
+        tasks: tuple[str, ...] = (),
+        task_table: Mapping[str, Mapping[str, list[float]]] | None = None,
     ):
+        """`tasks`: the tasks of multi-task training data; `task_table`: its per-task keys (postbc.data.task_keys)."""
         cfg = model.cfg
         for what, got, want in (
             ("observation normalizer", obs_normalizer.dim, cfg.obs_dim),
@@ -57,6 +60,8 @@ class PretrainedPolicy:
         self.obs_keys, self.obs_dims = tuple(obs_keys), tuple(int(d) for d in obs_dims)
         self.env_args = dict(env_args)
         self.config = dict(config or {})
+        self.tasks = tuple(tasks)
+        self.task_table = {k: dict(v) for k, v in (task_table or {}).items()}
 
     @property
     def chunk(self) -> int:
@@ -148,6 +153,8 @@ class PretrainedPolicy:
             "obs_dims": list(self.obs_dims),
             "env_args": self.env_args,
             "config": self.config,
+            "tasks": list(self.tasks),
+            "task_table": self.task_table,
             **(extra or {}),
         }
         save_checkpoint(stem, self.model.state_dict(), meta)
@@ -200,4 +207,6 @@ class PretrainedPolicy:
             tuple(meta["obs_dims"]),
             meta["env_args"],
             meta.get("config"),
+            tasks=tuple(meta.get("tasks", ())),
+            task_table=meta.get("task_table"),
         )

@@ -168,6 +168,7 @@ def run(cfg: PretrainConfig):
     import torch
 
     from postbc.data import DemoDataset
+    from postbc.data.task_keys import task_table
     from postbc.io.checkpoint import checkpoint_exists
     from postbc.io.runs import prepare_run_dir
     from postbc.policies.diffusion import DiffusionConfig, DiffusionPolicy
@@ -224,7 +225,8 @@ def run(cfg: PretrainConfig):
     )
     policy = PretrainedPolicy(
         ema.model.cpu(), dataset.obs_normalizer, dataset.action_normalizer, dataset.obs_keys, dataset.obs_dims,
-        dataset.env_args, config=to_jsonable(cfg),
+        dataset.env_args, config=to_jsonable(cfg), tasks=tuple(dict.fromkeys(t for t in dataset.demo_tasks if t)),
+        task_table=task_table(dataset),
     )
     policy.save(out / POLICY_STEM, extra={"dataset": identity})
     say(f"wrote {out / POLICY_STEM}.safetensors ({cfg.method}, {cfg.epochs} epochs, {dataset.num_samples} samples)")
