@@ -73,3 +73,34 @@ def test_worker_resumes_a_started_stage_and_skips_a_done_one(tmp_path):
 def test_unknown_dependency_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown stage"):
         run_stages([standin(tmp_path, "x", deps=["nope"])], backend=None)
+
+
+class RecordingBackend:
+    """Runs each stage at submission (in this process) and reports them one at a time."""
+
+    def __init__(self, capacity):
+        self.capacity, self.order, self.queue = capacity, [], []
+
+    def submit(self, stage):
+        self.order.append(stage.name)
+        self.queue.append(stage.name)
+        return stage.name
+
+    def wait(self, handles):
+        name = self.queue.pop(0)
+        return [(name, {"status": "done"})]
+
+    def close(self):
+        pass
+
+
+def test_a_finished_branch_completes_before_a_new_one_starts(tmp_path):
+    stages = [Stage(name=f"{kind}/{seed}", kind=kind, dir=tmp_path / f"{kind}{seed}", module="m", config_class="C",
+                    config={}, params={}, deps=(f"pretrain/{seed}",) if kind == "eval" else ())
+              for kind in ("pretrain", "eval") for seed in (0, 1)]
+    backend = RecordingBackend(capacity=1)
+    assert run_stages(stages, backend).ok
+    assert backend.order == ["pretrain/0", "eval/0", "pretrain/1", "eval/1"]  # not both pretrains first
+    unbounded = RecordingBackend(capacity=None)
+    run_stages(stages, unbounded)
+    assert unbounded.order[:2] == ["pretrain/0", "pretrain/1"]

@@ -22,6 +22,7 @@ from postbc.experiments.worker import execute_stage, init_worker
 
 
 class Backend(Protocol):
+    capacity: int | None  # stages it runs at once (a local pool's workers); None: submit everything ready
     def submit(self, stage: Stage) -> Any: ...
     def wait(self, handles: list[Any]) -> list[tuple[Any, dict[str, Any]]]: ...
     def close(self) -> None: ...
@@ -64,6 +65,7 @@ class LocalBackend:
 
     def __init__(self, max_workers: int, cpus_per_run: int, gpus: list[str] | None = None):
         self.max_workers, self.cpus = max_workers, cpus_per_run
+        self.capacity = max_workers  # more would wait in the pool's FIFO queue, in submission order
         self.gpus = GpuSlots(gpus) if gpus else None
         self.placed: dict[Future, str] = {}
         self.pool = self._new_pool()
@@ -117,6 +119,7 @@ class RayBackend:
         self.remote_gpu = (ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_stage)
                            if gpus_per_run > 0 else None)
         self.cpus = cpus_per_run
+        self.capacity = None  # Ray schedules (and an autoscaling cluster grows) on its own
 
     def submit(self, stage: Stage) -> Any:
         if self.remote_gpu is not None and stage.uses_device:
@@ -176,10 +179,15 @@ def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, s
             on_event("skipped", name, {})
     running: dict[Any, str] = {}
 
+    capacity = getattr(backend, "capacity", None)
+
     def launch_ready() -> None:
         ready = [s for s in pending.values() if all(d in finished for d in s.deps)]
-        # downstream kinds first: results of finished branches arrive before new branches start
-        for s in sorted(ready, key=lambda s: -KINDS.index(s.kind) if s.kind in KINDS else 0):
+        # Downstream kinds first, so finished branches complete (eval after its pretrain) before new
+        # branches start; only as many as the backend runs at once, so "started" means started and a
+        # stage that becomes ready later is not queued behind every stage submitted before it.
+        free = len(ready) if capacity is None else max(capacity - len(running), 0)
+        for s in sorted(ready, key=lambda s: -KINDS.index(s.kind) if s.kind in KINDS else 0)[:free]:
             del pending[s.name]
             running[backend.submit(s)] = s.name
             on_event("started", s.name, {})
