@@ -51,8 +51,8 @@ def test_sigkill_then_restart(tmp_path):
     assert data in done_before and p0 in done_before
     killed_epoch = checkpoint_epoch(p1)
     rows_before = [r for r in read_metrics(p1) if int(r["epoch"]) <= killed_epoch]
-    failed_before = markers.read_marker(out / "data" / "nosuchtask-d3-s0", markers.FAILED)
-    assert "nosuchtask" in failed_before["error"] and failed_before["traceback"]
+    # the toy branch's stages run before the next task's data stage (downstream first, one worker)
+    assert markers.stage_status(out / "data" / "nosuchtask-d3-s0") == "missing"
 
     proc = sweep(config, out)
     output, _ = proc.communicate(timeout=900)  # the rest of the work; a loaded machine must not fail the test
@@ -70,7 +70,7 @@ def test_sigkill_then_restart(tmp_path):
     for name in ("data/toy-d3-s0", "pretrain/toy-d3-bc-s0", "pretrain/toy-d3-bc-s1", "eval/toy-d3-bc-s0", "eval/toy-d3-bc-s1"):
         assert markers.is_done(out / name), name
     assert json.loads((out / "eval" / "toy-d3-bc-s1" / "eval.json").read_text())["episodes"] == 2
-    # the failed stage was retried and recorded again
+    # the failing stage is recorded with its error
     failed_after = markers.read_marker(out / "data" / "nosuchtask-d3-s0", markers.FAILED)
-    assert failed_after["failed_at"] > failed_before["failed_at"]
+    assert "nosuchtask" in failed_after["error"] and failed_after["traceback"]
     assert sorted(p.name for p in (out / "pretrain").iterdir()) == ["toy-d3-bc-s0", "toy-d3-bc-s1"]
