@@ -88,3 +88,11 @@ def test_a_multi_task_env_gets_a_success_column_per_task(tmp_path):
         assert {f"{prefix}_success_near", f"{prefix}_success_far"} <= set(rows[0])
         per_task = [float(rows[0][f"{prefix}_success_{t}"]) for t in ("near", "far")]
         assert all(0.0 <= r <= 1.0 for r in per_task)
+
+    from postbc.finetune.config import BestOfNConfig
+
+    best = FinetuneConfig(checkpoint="puppet", task="line", out=tmp_path / "bon", algo="best_of_n", steps=300,
+                          eval_every=300, eval_episodes=8, num_envs=2, env_backend="sync", quiet=True,
+                          best_of_n=BestOfNConfig(rollouts=20, candidates=4, workers=1))
+    run(best, base=NoisePuppet(), spec=spec)
+    assert {"eval_success_near", "eval_success_far"} <= set(read_metrics(best.out)[-1])

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import math
 import sys
 import time
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -70,6 +71,11 @@ class EvalResult:
             out[name] = {"episodes": len(wins), "successes": sum(wins), "success_rate": sum(wins) / len(wins),
                          "ci_low": low, "ci_high": high}
         return out
+
+    def task_columns(self, prefix: str, tasks: Sequence[str]) -> dict[str, float]:
+        """Metrics columns `<prefix>_success_<task>` for every task of a multi-task env (NaN where no episode drew it)."""
+        per_task = self.per_task()
+        return {f"{prefix}_success_{t}": per_task[t]["success_rate"] if t in per_task else math.nan for t in tasks}
 
     @property
     def policy_overhead(self) -> float:

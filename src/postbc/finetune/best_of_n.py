@@ -288,8 +288,9 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, devic
         check, acts, _ = verdict() if step else (CriticCheck(False, ""), False, "")
         r = evaluate(policy if acts else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, EVAL_SEED_STREAM),
                      num_envs=cfg.num_envs, backend=cfg.env_backend, quiet=True)
-        return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high, "critic_auc": check.auc,
-                "critic_auc_low": check.auc_low, "acts_best_of_n": float(acts), **heldout_signals(iql, heldout)}
+        return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high, **r.task_columns("eval", spec.tasks),
+                "critic_auc": check.auc, "critic_auc_low": check.auc_low, "acts_best_of_n": float(acts),
+                **heldout_signals(iql, heldout)}
 
     extra = {"rollout_success": successes / max(1, successes + failures), "rollout_transitions": len(data["obs"]),
              "heldout_episodes": len(np.unique(heldout["episode"]))}

@@ -165,9 +165,7 @@ class Trainer:
         }
         for prefix, res in results.items():
             row.update({f"{prefix}_success": res.success_rate, f"{prefix}_low": res.ci_low, f"{prefix}_high": res.ci_high})
-            per_task = res.per_task()
-            for task in self.spec.tasks:  # multi-task envs: a column per task (empty when no episode drew it)
-                row[f"{prefix}_success_{task}"] = per_task[task]["success_rate"] if task in per_task else math.nan
+            row.update(res.task_columns(prefix, self.spec.tasks))  # multi-task envs: success per task
         for k in self.algo.metric_names:
             row[k] = float(torch.stack(acc[k]).float().mean()) if acc.get(k) else math.nan
         logger.log(row)
