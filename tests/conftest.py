@@ -1,7 +1,11 @@
 """Suite-wide test settings."""
 
-import pytest
-import torch
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; MuJoCo reads it at its first import
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -46,3 +46,17 @@ def test_robosuite_renders_uint8_frames_that_follow_the_scene(tmp_path):
     spec = with_cameras(get_task("lift"), ["no_such_camera"], 24)
     with pytest.raises(PostBCError, match="no camera.*agentview"):
         spec.make(horizon=2)
+
+
+@pytest.mark.sim
+def test_metaworld_and_mt10_render_their_cameras():
+    pytest.importorskip("metaworld")
+    env = with_cameras(get_task("mt10"), ["corner", "topview"], 32).make(horizon=3)
+    obs, info = env.reset(seed=0)
+    assert obs["corner_image"].shape == (32, 32, 3) and obs["corner_image"].dtype == np.uint8
+    assert obs["topview_image"].std() > 10 and not np.array_equal(obs["corner_image"], obs["topview_image"])
+    obs, *_ = env.step(np.ones(4, np.float32))
+    assert obs["corner_image"].shape == (32, 32, 3) and info["task"]
+    env.close()
+    with pytest.raises(PostBCError, match="no camera.*corner"):
+        with_cameras(get_task("mw-reach"), ["nope"], 32).make()

@@ -20,7 +20,7 @@ from postbc.errors import PostBCError
 
 IMAGE_SUFFIX = "_image"
 CHANNELS = 3
-CAMERA_FAMILIES = ("robosuite",)  # families whose env renders cameras (the `cameras=` keyword of its make)
+CAMERA_FAMILIES = ("robosuite", "metaworld")  # families whose env renders cameras (the `cameras=` keyword of its make)
 
 
 def image_key(camera: str) -> str:
@@ -40,7 +40,13 @@ def image_side(key: str, flat_dim: int) -> int:
 
 
 def use_headless_gl() -> None:
-    """Render without a display: EGL unless the user chose a backend (MUJOCO_GL=osmesa also works)."""
+    """Render without a display: EGL unless the user chose a backend (MUJOCO_GL=osmesa also works).
+    MuJoCo picks its backend when it is imported, so this must run before the first simulator import."""
+    import sys
+
+    if "MUJOCO_GL" not in os.environ and "mujoco" in sys.modules and not os.environ.get("DISPLAY"):
+        raise PostBCError("MuJoCo was imported before a headless renderer was chosen and there is no display; "
+                          "set MUJOCO_GL=egl (or osmesa) in the environment before starting Python")
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
@@ -52,7 +58,7 @@ def with_cameras(spec: TaskSpec, cameras: Sequence[str], size: int) -> TaskSpec:
         return spec
     if spec.family not in CAMERA_FAMILIES:
         raise PostBCError(f"task '{spec.name}' ({spec.family}) renders no cameras; image observations are available "
-                          f"for the robosuite tasks (lift, can, square)")
+                          f"for the robosuite tasks (lift, can, square), Meta-World (mw-<name>) and mt10")
     if len(set(cameras)) != len(cameras):
         raise PostBCError(f"cameras {list(cameras)} name a camera twice; list each camera once")
     if not 16 <= size <= 512:

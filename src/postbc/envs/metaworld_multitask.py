@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from postbc.envs.metaworld_tasks import DEFAULT_HORIZON, MT1_SEED, OBS_DIMS, OBS_KEYS, MetaWorldEnv
+from postbc.envs.cameras import image_key
 from postbc.envs.registry import TaskSpec, register
 from postbc.errors import PostBCError
 
@@ -47,10 +48,12 @@ class MultiTaskMetaWorldEnv(gym.Env):
     """Meta-World tasks behind one env (see module docstring); each task's env is built when first used."""
 
     def __init__(self, tasks: tuple[str, ...] = MT10_TASKS, horizon: int = DEFAULT_HORIZON, mt1_seed: int = MT1_SEED,
-                 conditioning: dict[str, dict[str, list[float]]] | None = None, episode_tasks: tuple[str, ...] | None = None):
+                 conditioning: dict[str, dict[str, list[float]]] | None = None, episode_tasks: tuple[str, ...] | None = None,
+                 cameras: tuple[str, ...] = (), image_size: int = 84):
         """`conditioning`: extra observation keys, one vector per task (a policy's table, `postbc.data.task_keys`);
         `episode_tasks`: the tasks episodes are drawn from (default: all; a policy's trained tasks)."""
         self.tasks, self.horizon, self.mt1_seed = tuple(tasks), int(horizon), int(mt1_seed)
+        self.cameras, self.image_size = tuple(cameras), int(image_size)
         self.conditioning = {k: {t: np.asarray(v, np.float32) for t, v in table.items()}
                              for k, table in (conditioning or {}).items()}
         self.episode_tasks = tuple(episode_tasks or self.tasks)
@@ -62,6 +65,7 @@ class MultiTaskMetaWorldEnv(gym.Env):
             | {TASK_KEY: gym.spaces.Box(0.0, 1.0, (len(self.tasks),), np.float32)}
             | {k: gym.spaces.Box(-np.inf, np.inf, (len(next(iter(t.values()))),), np.float32)
                for k, t in self.conditioning.items()}
+            | {image_key(c): gym.spaces.Box(0, 255, (self.image_size,) * 2 + (3,), np.uint8) for c in self.cameras}
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.current = self.episode_tasks[0]
@@ -78,7 +82,8 @@ class MultiTaskMetaWorldEnv(gym.Env):
 
     def _env(self, name: str) -> MetaWorldEnv:
         if name not in self._envs:
-            self._envs[name] = MetaWorldEnv(f"{name}-v3", horizon=self.horizon, mt1_seed=self.mt1_seed)
+            self._envs[name] = MetaWorldEnv(f"{name}-v3", horizon=self.horizon, mt1_seed=self.mt1_seed,
+                                            cameras=self.cameras, image_size=self.image_size)
         return self._envs[name]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -33,7 +33,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from postbc.envs.cameras import image_key
 from postbc.envs.registry import TaskSpec, register
+from postbc.errors import PostBCError
 from postbc.envs.unstable import SimulationUnstable, check_finite
 
 OBS_KEYS = ("hand_pos", "gripper", "obj1_pos", "obj1_quat", "obj2_pos", "obj2_quat", "prev_frame", "goal_pos")
@@ -67,7 +69,9 @@ class MetaWorldEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(self, env_name: str, horizon: int = DEFAULT_HORIZON, mt1_seed: int = MT1_SEED, render: bool = False,
-                 image_size: int = 256):
+                 image_size: int = 256, cameras: tuple[str, ...] = ()):
+        """`render`: `render()` returns the corner camera's view (videos); `cameras`: observations also hold each
+        named camera's view at `image_size` under `<camera>_image` (uint8, postbc.envs.cameras)."""
         import metaworld
 
         if not 1 <= horizon <= 500:
@@ -78,8 +82,15 @@ class MetaWorldEnv(gym.Env):
         self.raw = metaworld.ALL_V3_ENVIRONMENTS[env_name](**kwargs)
         self.raw.set_task(self._tasks[0])
         self.render_mode = "rgb_array" if render else None
+        self.cameras, self._renderer = tuple(cameras), None
+        names = [self.raw.model.camera(i).name for i in range(self.raw.model.ncam)]
+        unknown = [c for c in self.cameras if c not in names]
+        if unknown:
+            raise PostBCError(f"Meta-World {env_name} has no camera(s) {unknown}; its cameras: {', '.join(names)}")
+        self._image_size = image_size
         self.observation_space = gym.spaces.Dict(
             {k: gym.spaces.Box(-np.inf, np.inf, (d,), np.float32) for k, d in zip(OBS_KEYS, OBS_DIMS)}
+            | {image_key(c): gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8) for c in self.cameras}
         )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.variation = 0
@@ -93,7 +104,23 @@ class MetaWorldEnv(gym.Env):
         self._t = 0
         obs = split_obs(flat)
         check_finite(obs, f"metaworld {self.env_name} at reset")
-        return obs, {"success": False, "variation": self.variation}
+        return self._with_views(obs), {"success": False, "variation": self.variation}
+
+    def _with_views(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each camera's (S, S, 3) uint8 view, shadows and reflections off (their CPU cost: robosuite_tasks._view)."""
+        if not self.cameras:
+            return obs
+        import mujoco
+
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.raw.model, self._image_size, self._image_size)
+        for camera in self.cameras:
+            self._renderer.update_scene(self.raw.data, camera=camera)
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+            view = self._renderer.render()
+            obs[image_key(camera)] = np.ascontiguousarray(view[::-1] if camera.startswith("corner") else view)  # as render()
+        return obs
 
     def step(self, action):
         action = np.clip(np.asarray(action, np.float32).reshape(4), -1.0, 1.0)
@@ -104,7 +131,7 @@ class MetaWorldEnv(gym.Env):
         obs = split_obs(flat)
         check_finite(obs, f"metaworld {self.env_name} at step {self._t}")
         success = bool(info["success"])
-        return obs, float(success), success, (not success) and self._t >= self.horizon, {"success": success}
+        return self._with_views(obs), float(success), success, (not success) and self._t >= self.horizon, {"success": success}
 
     def render(self):
         if self.render_mode != "rgb_array":
@@ -112,6 +139,8 @@ class MetaWorldEnv(gym.Env):
         return self.raw.render()[::-1]  # Meta-World's corner camera renders upside down
 
     def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
         self.raw.close()
 
 

@@ -27,8 +27,9 @@ class CollectConfig:
     max_attempts: int | None = None
     """stop with an error after this many episodes (default: 2 * episodes + 10)."""
     camera: tuple[str, ...] = ()
-    """also store this camera's view as uint8 images under `<camera>_image` (robomimic's names, e.g.
-    agentview, robot0_eye_in_hand); repeat for several. robosuite tasks; rendered headless (MUJOCO_GL=egl)."""
+    """also store this camera's view as uint8 images under `<camera>_image` (robomimic's key names); repeat for
+    several. robosuite: agentview, robot0_eye_in_hand, ...; Meta-World and mt10: corner, topview, gripperPOV, ...
+    Rendered headless (MUJOCO_GL=egl unless set)."""
     image_size: int = 84
     """side of the stored square images in pixels (robomimic: 84)."""
     quiet: bool = False
