@@ -33,8 +33,8 @@ import numpy as np
 
 from postbc.envs.cameras import image_key
 from postbc.envs.registry import TaskSpec, register
-from postbc.errors import PostBCError
 from postbc.envs.unstable import SimulationUnstable, check_finite, mujoco_instability_count
+from postbc.errors import PostBCError
 
 OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")
 PROPRIO_DIMS = (3, 4, 2)
