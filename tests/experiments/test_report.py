@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_report_on_a_partial_sweep(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", str(REPO / "configs" / "toy_tiny.toml"), "--out", str(out), "--only=-s0", "--max-workers", "2"]) == 0
+    assert "% of" in capsys.readouterr().out  # the pool's utilisation of this machine's cores
     # make it partial: one finetuning run failed, the seed-1 stages never ran
     failed = out / "finetune" / "toy-d4-postbc-dsrl-s0"
     (failed / markers.DONE).unlink()
@@ -37,6 +38,10 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     with open(report / "steps_to_threshold.csv") as f:
         assert {(r["method"], r["threshold"]) for r in csv.DictReader(f)} == {("bc", "0.5"), ("bc", "0.9")}
     assert "Steps to a success threshold" in page
+    with open(report / "cost.csv") as f:
+        cost = {r["kind"]: r for r in csv.DictReader(f)}
+    assert int(cost["pretrain"]["runs"]) == 2 and float(cost["pretrain"]["cpu_h"]) > 0
+    assert float(cost["finetune"]["env_steps_per_s"]) > 0 and int(cost["finetune"]["runs"]) == 1  # the failed one is out
     status = (report / "status.md").read_text()
     assert "| finetune/toy-d4-postbc-dsrl-s0 | failed | RuntimeError: boom |" in status
     assert "| pretrain/toy-d4-bc-s1 | missing |" in status

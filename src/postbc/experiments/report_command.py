@@ -100,6 +100,8 @@ def run(cfg: ReportConfig) -> Path:
     write_table(budget, cfg.out / "finetune_success")
     to_threshold = res.threshold_rows(results, cfg.thresholds)
     write_table(to_threshold, cfg.out / "steps_to_threshold")
+    cost = res.cost_rows(results)
+    write_table(cost, cfg.out / "cost")
 
     curve_pngs = plots.success_curves(curve_map, cfg.out)
     bars = plots.pretrained_bars([r for r in pretrained if r["n"]], cfg.out)
@@ -121,6 +123,9 @@ def run(cfg: ReportConfig) -> Path:
         ("Coverage diagnostics", "Posterior ensemble std along the demos, and sampled first actions at the demo "
          "states where it is largest (scarce data) and smallest (dense data).",
          [html.image_html(p) for p in coverage_pngs] or ["<p><em>no finished postbc run yet</em></p>"]),
+        ("Cost", "Finished stages by kind: wall time (total, per run), CPU time (stages that recorded it; "
+                 "env workers included), env steps per second of whole online finetuning runs.",
+         [html.table_html(cost)]),
         ("Stages", summary, [html.table_html(status)]),
     ]
     if regions:

@@ -173,3 +173,25 @@ def budget_rows(curve_map: dict[tuple, dict[str, Any]], points: int = 4) -> list
                          "n": c["n"], "mean": c["mean"][i], "ci_low": c["low"][i], "ci_high": c["high"][i]})
     return rows
 
+
+
+def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
+    """What the finished stages cost, per kind: runs, wall time (total and per run), CPU time where the
+    stage recorded it, and for online finetuning the env steps per second of whole runs."""
+    by_kind: dict[str, list[tuple[dict, Run]]] = defaultdict(list)
+    for r in results.runs:
+        done = markers.read_marker(r.stage.dir, markers.DONE) if r.status == "done" else None
+        if done and done.get("wall_time_s") is not None:
+            by_kind[r.stage.kind].append((done, r))
+    rows = []
+    for kind, items in by_kind.items():
+        walls = [d["wall_time_s"] for d, _ in items]
+        cpus = [d["cpu_time_s"] for d, _ in items if d.get("cpu_time_s") is not None]
+        speeds = [_float(r.metrics[-1].get("env_steps")) / d["wall_time_s"] for d, r in items
+                  if r.metrics and "env_steps" in r.metrics[-1] and d["wall_time_s"] > 0]
+        rows.append({
+            "kind": kind, "runs": len(items), "wall_h": sum(walls) / 3600, "wall_per_run_min": np.mean(walls) / 60,
+            "cpu_h": sum(cpus) / 3600 if cpus else math.nan,
+            "env_steps_per_s": float(np.mean(speeds)) if speeds else math.nan,
+        })
+    return rows

@@ -104,7 +104,11 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     atomic_write_json(cfg.out / "sweep.json", {"source": str(cfg.config), "config": to_jsonable(sweep)})
     t0 = time.perf_counter()
 
+    cpu_time = 0.0
+
     def on_event(kind: str, name: str, res: dict) -> None:
+        nonlocal cpu_time
+        cpu_time += res.get("cpu_time_s") or 0.0
         if kind == "done":
             print(f"[{time.perf_counter() - t0:7.1f}s] done     {name} ({res['wall_time_s']:.1f}s)", flush=True)
         elif kind == "failed":
@@ -119,9 +123,22 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
         backend.close()
     print(f"sweep {cfg.out}: {len(result.done)} run, {len(result.skipped)} already done, "
           f"{len(result.failed)} failed, {len(result.blocked)} blocked by a failure")
+    if result.done:
+        print(utilisation_line(time.perf_counter() - t0, cpu_time, cfg.backend))
     for name, error in result.failed.items():
         print(f"  failed: {name}: {error} (details in {cfg.out / name / markers.FAILED})", file=sys.stderr)
     if not result.ok:
         raise PostBCError(f"{len(result.failed)} stage(s) failed; fix the cause and run the same command again "
                           "(finished stages are kept)")
     return result
+
+
+def utilisation_line(wall: float, cpu: float, backend: str) -> str:
+    """Wall time, the stages' CPU time and, for a local pool, the share of this machine's cores it kept busy."""
+    import os
+
+    line = f"wall {wall / 60:.1f} min, CPU time of the stages run now {cpu / 60:.1f} min"
+    if backend == "local":
+        cores = os.cpu_count() or 1
+        line += f": {cpu / (wall * cores):.0%} of {cores} cores busy (other processes on the machine not counted)"
+    return line

@@ -98,7 +98,7 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
         record = {"name": stage.name, "kind": stage.kind, "params": stage.params, "config": stage.config,
                   "host": socket.gethostname(), "pid": os.getpid()}
         markers.write_started(stage.dir, {**record, "started_at": time.time()})
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         try:
             with _output_to(stage.dir / "stage.log"):
                 print(f"=== {stage.name} started {time.ctime()}", flush=True)
@@ -118,9 +118,18 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
             if isinstance(e, KeyboardInterrupt):
                 raise
             return {"name": stage.name, "status": "failed", "error": error, "wall_time_s": wall}
-        wall = time.perf_counter() - t0
-        markers.write_done(stage.dir, {**record, "wall_time_s": wall, "finished_at": time.time()})
-        return {"name": stage.name, "status": "done", "error": None, "wall_time_s": wall}
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        markers.write_done(stage.dir, {**record, "wall_time_s": wall, "cpu_time_s": cpu, "finished_at": time.time()})
+        return {"name": stage.name, "status": "done", "error": None, "wall_time_s": wall, "cpu_time_s": cpu}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (a stage's env workers, which
+    are joined when its vector env closes); a stage's cost is the difference across it."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _build_config(cls: type, options: dict[str, Any]) -> Any:
