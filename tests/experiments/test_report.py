@@ -56,3 +56,23 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
 def test_report_refuses_a_non_sweep_dir(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
+
+
+def test_multi_task_evaluations_get_a_per_task_table(tmp_path):
+    import json
+
+    from postbc.experiments.config import parse_sweep_config
+    from postbc.experiments.plan import plan_sweep
+    from postbc.experiments.results import load_results, per_task_rows
+
+    config = {"name": "mt", "grid": {"tasks": ["mt10"], "demos": [10], "methods": ["bc"], "algos": [], "seeds": [0, 1]}}
+    (tmp_path / "sweep.json").write_text(json.dumps({"source": "x", "config": config}))
+    for stage in plan_sweep(parse_sweep_config(config, "x"), tmp_path):
+        if stage.kind == "eval":
+            seed = stage.params["seed"]
+            stage.dir.mkdir(parents=True)
+            per_task = {"reach": {"success_rate": 0.9 + 0.1 * seed}, "push": {"success_rate": 0.2}}
+            (stage.dir / "eval.json").write_text(json.dumps({"success_rate": 0.5, "per_task": per_task}))
+            markers.write_done(stage.dir, {"wall_time_s": 1.0})
+    rows = {r["sub_task"]: r for r in per_task_rows(load_results(tmp_path))}
+    assert rows["reach"]["n"] == 2 and abs(rows["reach"]["mean"] - 0.95) < 1e-9 and rows["push"]["mean"] == 0.2

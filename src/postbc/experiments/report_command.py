@@ -102,6 +102,9 @@ def run(cfg: ReportConfig) -> Path:
     write_table(to_threshold, cfg.out / "steps_to_threshold")
     cost = res.cost_rows(results)
     write_table(cost, cfg.out / "cost")
+    per_task = res.per_task_rows(results)
+    if per_task:
+        write_table(per_task, cfg.out / "pretrained_success_per_task")
 
     curve_pngs = plots.success_curves(curve_map, cfg.out)
     bars = plots.pretrained_bars([r for r in pretrained if r["n"]], cfg.out)
@@ -115,6 +118,8 @@ def run(cfg: ReportConfig) -> Path:
     sections = [
         ("Pretrained success", "Mean and 95% interval across seeds (n finished of planned).",
          [html.table_html(pretrained)] + ([html.image_html(bars)] if bars else [])),
+    ] + ([("Pretrained success per task", "Multi-task envs: each sub-task's success, mean and 95% interval across seeds.",
+           [html.table_html(per_task)])] if per_task else []) + [
         ("Finetuning success", "Evaluation success vs. env steps (Best-of-N: IQL updates); mean line, 95% band across seeds.",
          [html.table_html(budget)] + [html.image_html(p) for p in curve_pngs]),
         ("Steps to a success threshold", "Per seed, the first evaluation at or above each threshold (0: the "

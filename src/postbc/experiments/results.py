@@ -91,6 +91,18 @@ def pretrained_rows(results: SweepResults) -> list[dict[str, Any]]:
             for (t, d, m) in planned]
 
 
+def per_task_rows(results: SweepResults) -> list[dict[str, Any]]:
+    """Multi-task envs (e.g. mt10): pretrained success per (task, demos, method, sub-task) across seeds; [] otherwise."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in results.of_kind("eval"):
+        ev = markers.read_marker(r.stage.dir, "eval.json") or {}
+        for sub, rate in (ev.get("per_task") or {}).items():
+            key = (r.stage.params["task"], r.stage.params["demos"], r.stage.params["method"], sub)
+            groups[key].append(float(rate["success_rate"]))
+    return [{"task": t, "demos": d, "method": m, "sub_task": sub, **_interval(values)}
+            for (t, d, m, sub), values in sorted(groups.items())]
+
+
 def x_key(metrics: list[dict[str, str]]) -> str:
     """Finetuning curves are over env steps; Best-of-N logs gradient updates instead."""
     return "env_steps" if metrics and "env_steps" in metrics[0] else "updates"
