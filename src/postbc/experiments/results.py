@@ -200,10 +200,11 @@ def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
         walls = [d["wall_time_s"] for d, _ in items]
         cpus = [d["cpu_time_s"] for d, _ in items if d.get("cpu_time_s") is not None]
         speeds = [_float(r.metrics[-1].get("env_steps")) / d["wall_time_s"] for d, r in items
-                  if r.metrics and "env_steps" in r.metrics[-1] and d["wall_time_s"] > 0]
+                  if kind == "finetune" and r.metrics and "env_steps" in r.metrics[-1] and d["wall_time_s"] > 0]
         rows.append({
             "kind": kind, "runs": len(items), "wall_h": sum(walls) / 3600, "wall_per_run_min": np.mean(walls) / 60,
-            "cpu_h": sum(cpus) / 3600 if cpus else math.nan,
+            # CPU time only where every run recorded it (stages finished before it was recorded have none)
+            "cpu_h": sum(cpus) / 3600 if len(cpus) == len(items) else math.nan,
             "env_steps_per_s": float(np.mean(speeds)) if speeds else math.nan,
         })
     return rows
