@@ -11,6 +11,7 @@ import numpy as np
 from postbc.data.normalizer import MinMaxNormalizer
 from postbc.data.robomimic import read_demos
 from postbc.envs.cameras import is_image_key
+from postbc.envs.registry import key_slices
 
 
 @dataclasses.dataclass
@@ -129,8 +130,7 @@ def obs_normalizer(obs: np.ndarray, obs_keys: Sequence[str], obs_dims: Sequence[
     if obs_dims is None or not any(is_image_key(k) for k in obs_keys):
         return fitted
     low, high = fitted.low.copy(), fitted.high.copy()
-    offsets = np.concatenate([[0], np.cumsum(obs_dims)])
-    for key, start, stop in zip(obs_keys, offsets[:-1], offsets[1:]):
+    for key, part in key_slices(obs_keys, obs_dims):
         if is_image_key(key):
-            low[start:stop], high[start:stop] = 0.0, 255.0
+            low[part], high[part] = 0.0, 255.0
     return MinMaxNormalizer(low, high)

@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from postbc.envs.cameras import is_image_key
+from postbc.envs.registry import key_slices
 from postbc.errors import PostBCError
 
 TaskTable = dict[str, dict[str, list[float]]]  # key -> task -> vector
@@ -29,14 +30,13 @@ def task_table(dataset) -> TaskTable:
     if not tasks or any(t is None for t in tasks):
         return {}
     table: TaskTable = {}
-    offsets = np.concatenate([[0], np.cumsum(dataset.obs_dims)])
-    for key, start, stop in zip(dataset.obs_keys, offsets[:-1], offsets[1:]):
+    for key, part in key_slices(dataset.obs_keys, dataset.obs_dims):
         if is_image_key(key):
             continue
         values: dict[str, np.ndarray] = {}
         constant = True
         for task, first, length in zip(tasks, dataset.episode_starts, dataset.episode_lengths):
-            rows = dataset.obs[first: first + length, start:stop]
+            rows = dataset.obs[first: first + length, part]
             if not np.all(rows == rows[0]) or (task in values and not np.array_equal(values[task], rows[0])):
                 constant = False
                 break

@@ -11,7 +11,7 @@ Every registered env follows the gymnasium API (`reset(seed=)`, 5-tuple `step`) 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -105,6 +105,15 @@ def flatten_obs(obs: Mapping[str, np.ndarray], keys: tuple[str, ...]) -> np.ndar
     if missing:
         raise PostBCError(f"observation lacks key(s) {missing}; it has {sorted(obs)}")
     return np.concatenate([_flat_part(np.asarray(obs[k], dtype=np.float32)) for k in keys], axis=-1)
+
+
+def key_slices(keys: Sequence[str], dims: Sequence[int]) -> list[tuple[str, slice]]:
+    """Where each key's values lie in an observation `flatten_obs` made from `keys` with sizes `dims`."""
+    out, start = [], 0
+    for key, dim in zip(keys, dims):
+        out.append((key, slice(start, start + int(dim))))
+        start += int(dim)
+    return out
 
 
 def _flat_part(part: np.ndarray) -> np.ndarray:

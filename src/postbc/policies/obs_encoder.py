@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from postbc.envs.cameras import CHANNELS, image_side, is_image_key
+from postbc.envs.registry import key_slices
 
 CONV_CHANNELS = 32
 SHIFT_PAD = 4
@@ -28,12 +29,8 @@ SHIFT_PAD = 4
 
 def image_layout(obs_keys: Sequence[str], obs_dims: Sequence[int]) -> tuple[tuple[int, int], ...]:
     """(offset, side) of every image key within the flat observation, in key order."""
-    layout, offset = [], 0
-    for key, dim in zip(obs_keys, obs_dims):
-        if is_image_key(key):
-            layout.append((offset, image_side(key, int(dim))))
-        offset += int(dim)
-    return tuple(layout)
+    return tuple((part.start, image_side(key, part.stop - part.start))
+                 for key, part in key_slices(obs_keys, obs_dims) if is_image_key(key))
 
 
 def random_shift(images: torch.Tensor, pad: int = SHIFT_PAD, generator: torch.Generator | None = None) -> torch.Tensor:
