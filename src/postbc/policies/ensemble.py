@@ -35,6 +35,22 @@ class EnsembleOutput(NamedTuple):
     """(K, B, out_dim) for the Gaussian head, else None"""
 
 
+def head_output(out: torch.Tensor, head: str) -> EnsembleOutput:
+    """The last layer's output as the head's prediction: the mean, or (mean, clamped log-std) halves."""
+    if head == "deterministic":
+        return EnsembleOutput(out, None)
+    mean, log_std = out.chunk(2, dim=-1)
+    return EnsembleOutput(mean, log_std.clamp(*LOG_STD_RANGE))
+
+
+def elementwise_loss(pred: EnsembleOutput, y: torch.Tensor) -> torch.Tensor:
+    """Squared error, or the Gaussian negative log-likelihood for a Gaussian head, per element."""
+    mean, log_std = pred
+    if log_std is None:
+        return (mean - y) ** 2
+    return 0.5 * ((y - mean) * torch.exp(-log_std)) ** 2 + log_std + 0.5 * math.log(2 * math.pi)
+
+
 class EnsembleMLP(nn.Module):
     """`num_members` MLPs (in_dim -> hidden x layers -> out_dim, ReLU) evaluated in one batched pass."""
 
@@ -67,18 +83,11 @@ class EnsembleMLP(nn.Module):
                 h = torch.baddbmm(b, h, w)
             if i < last:
                 h = F.relu(h)
-        if self.head == "deterministic":
-            return EnsembleOutput(h, None)
-        mean, log_std = h.chunk(2, dim=-1)
-        return EnsembleOutput(mean, log_std.clamp(*LOG_STD_RANGE))
+        return head_output(h, self.head)
 
     def member_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """(K,) per-member loss on (K, B, in) / (K, B, out) batches: MSE or Gaussian NLL (mean over B and dims)."""
-        mean, log_std = self(x)
-        if log_std is None:
-            return ((mean - y) ** 2).mean(dim=(1, 2))
-        nll = 0.5 * ((y - mean) * torch.exp(-log_std)) ** 2 + log_std + 0.5 * math.log(2 * math.pi)
-        return nll.mean(dim=(1, 2))
+        return elementwise_loss(self(x), y).mean(dim=(1, 2))
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Sum of member losses: each member's gradient equals that of training it alone."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from postbc.policies.ensemble import HEADS, LOG_STD_RANGE, EnsembleOutput
+from postbc.policies.ensemble import HEADS, EnsembleOutput, elementwise_loss, head_output
 from postbc.policies.obs_encoder import ObsEncoder
 
 
@@ -57,18 +57,11 @@ class SharedTrunkEnsemble(nn.Module):
         K = self.num_members
         w, b = self.head_weights[0], self.head_biases[0]
         h = F.relu((h @ w.transpose(0, 1).reshape(w.shape[1], -1)).view(-1, K, w.shape[2]).transpose(0, 1) + b)
-        out = torch.baddbmm(self.head_biases[1], h, self.head_weights[1])
-        if self.head == "deterministic":
-            return EnsembleOutput(out, None)
-        mean, log_std = out.chunk(2, dim=-1)
-        return EnsembleOutput(mean, log_std.clamp(*LOG_STD_RANGE))
+        return head_output(torch.baddbmm(self.head_biases[1], h, self.head_weights[1]), self.head)
 
     def sample_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """(K, B) loss of every head on every sample (mean over dims): MSE or Gaussian NLL."""
-        mean, log_std = self(x)
-        if log_std is None:
-            return ((mean - y) ** 2).mean(-1)
-        return (0.5 * ((y - mean) * torch.exp(-log_std)) ** 2 + log_std + 0.5 * math.log(2 * math.pi)).mean(-1)
+        return elementwise_loss(self(x), y).mean(-1)
 
     def weighted_loss(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """(K,) per-head losses, head k's samples weighted by its bootstrap multiplicities `weights[k]` (K, B)."""
