@@ -220,7 +220,7 @@ def _read_demo(f, path: Path, name: str, obs_keys: Sequence[str], with_next_obs:
             optional[key] = _read_array(group, key, path, where, rows=T).reshape(T)
     if "states" in group:
         optional["states"] = _read_array(group, "states", path, where, rows=T, check_finite=False)
-    attrs = {k: _attr_value(v) for k, v in group.attrs.items() if k != "num_samples"}
+    attrs = {k: attr_value(v) for k, v in group.attrs.items() if k != "num_samples"}
     return Demo(
         obs=read_obs("obs"),
         next_obs=read_obs("next_obs") if with_next_obs else None,
@@ -242,7 +242,8 @@ def _checked_image(array: np.ndarray, path: Path, demo: str, key: str) -> np.nda
     return array
 
 
-def _attr_value(v: Any) -> Any:
+def attr_value(v: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped)."""
     if isinstance(v, bytes):
         return v.decode()
     if isinstance(v, np.generic):
@@ -303,7 +304,7 @@ def read_demos(
         demos = [_read_demo(f, path, name, keys, with_next_obs) for name in names]
         _check_consistent(demos, keys, path)
         filter_keys = {k: len(v) for k, v in _filter_keys(f).items()}
-        attrs = {k: _attr_value(v) for k, v in data.attrs.items() if k not in ("total", "env_args")}
+        attrs = {k: attr_value(v) for k, v in data.attrs.items() if k not in ("total", "env_args")}
     return DemoFile(path=path, env_args=env_args, obs_keys=keys, demos=demos, filter_keys=filter_keys, attrs=attrs)
 
 

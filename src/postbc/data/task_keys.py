@@ -54,7 +54,7 @@ def add_task_key(path: Path, key: str, vectors: Mapping[str, Sequence[float]]) -
     in size, or the key exists already."""
     import h5py
 
-    from postbc.data.robomimic import DEMO_NAME, read_env_args
+    from postbc.data.robomimic import DEMO_NAME, attr_value, read_env_args
 
     sizes = {len(v) for v in vectors.values()}
     if len(sizes) != 1 or 0 in sizes:
@@ -64,7 +64,7 @@ def add_task_key(path: Path, key: str, vectors: Mapping[str, Sequence[float]]) -
         demos = [name for name in f["data"] if DEMO_NAME.match(name)]
         for name in demos:  # check everything before writing anything
             group = f["data"][name]
-            task = _task_of(group)
+            task = attr_value(group.attrs.get("task"))
             if task is None:
                 raise PostBCError(f"{path}: demo '{name}' records no task (attribute 'task'); a task key needs multi-task "
                                   "demos such as those of `postbc collect --task mt10`")
@@ -75,7 +75,7 @@ def add_task_key(path: Path, key: str, vectors: Mapping[str, Sequence[float]]) -
                 raise PostBCError(f"{path}: demo '{name}' already has obs/{key}; choose another key name")
         for name in demos:
             group = f["data"][name]
-            rows = np.tile(np.asarray(vectors[_task_of(group)], np.float32), (int(group["actions"].shape[0]), 1))
+            rows = np.tile(np.asarray(vectors[attr_value(group.attrs["task"])], np.float32), (int(group["actions"].shape[0]), 1))
             for sub in ("obs", "next_obs"):
                 group[sub].create_dataset(key, data=rows)
         if "obs_keys" in f["data"].attrs:
@@ -84,11 +84,6 @@ def add_task_key(path: Path, key: str, vectors: Mapping[str, Sequence[float]]) -
             keys = json.loads(f["data"].attrs["obs_keys"])
             f["data"].attrs["obs_keys"] = json.dumps(keys + [key])
     return len(demos)
-
-
-def _task_of(demo_group) -> str | None:
-    task = demo_group.attrs.get("task")
-    return task.decode() if isinstance(task, bytes) else task
 
 
 @dataclasses.dataclass
