@@ -51,6 +51,17 @@ def use_headless_gl() -> None:
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 
+def without_shadows(scene) -> bool:
+    """Turn a MuJoCo scene's shadows and reflections off; True if they were on. On a CPU renderer they
+    cost 5-10x the rest of a frame (measured: 15 vs 250-800 frames/s of a small scene at 84x84)."""
+    import mujoco
+
+    flags = mujoco.mjtRndFlag
+    was_on = bool(scene.flags[flags.mjRND_SHADOW] or scene.flags[flags.mjRND_REFLECTION])
+    scene.flags[flags.mjRND_SHADOW] = scene.flags[flags.mjRND_REFLECTION] = 0
+    return was_on
+
+
 def with_cameras(spec: TaskSpec, cameras: Sequence[str], size: int) -> TaskSpec:
     """`spec` whose envs also render `cameras` at `size` x `size` pixels (keys `<camera>_image`)."""
     cameras = tuple(cameras)

@@ -33,7 +33,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from postbc.envs.cameras import image_key
+from postbc.envs.cameras import image_key, without_shadows
 from postbc.envs.registry import TaskSpec, register
 from postbc.errors import PostBCError
 from postbc.envs.unstable import SimulationUnstable, check_finite
@@ -107,17 +107,16 @@ class MetaWorldEnv(gym.Env):
         return self._with_views(obs), {"success": False, "variation": self.variation}
 
     def _with_views(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Each camera's (S, S, 3) uint8 view, shadows and reflections off (their CPU cost: robosuite_tasks._view)."""
+        """Each camera's (S, S, 3) uint8 view, without shadows and reflections (`cameras.without_shadows`)."""
         if not self.cameras:
             return obs
         import mujoco
 
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.raw.model, self._image_size, self._image_size)
+            without_shadows(self._renderer.scene)  # the scene keeps its flags across update_scene calls
         for camera in self.cameras:
             self._renderer.update_scene(self.raw.data, camera=camera)
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
             view = self._renderer.render()
             obs[image_key(camera)] = np.ascontiguousarray(view[::-1] if camera.startswith("corner") else view)  # as render()
         return obs

@@ -31,7 +31,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from postbc.envs.cameras import image_key
+from postbc.envs.cameras import image_key, without_shadows
 from postbc.envs.registry import TaskSpec, register
 from postbc.envs.unstable import SimulationUnstable, check_finite, mujoco_instability_count
 from postbc.errors import PostBCError
@@ -168,15 +168,9 @@ class RobosuiteEnv(gym.Env):
         return obs
 
     def _view(self, camera: str, size: int) -> np.ndarray:
-        """(size, size, 3) uint8, upright. Shadows and reflections are off: on a CPU renderer they cost
-        5-10x the rest of the frame (measured: 15 vs 250-800 frames/s of a small scene at 84x84)."""
-        import mujoco
-
+        """(size, size, 3) uint8, upright, without shadows and reflections (`cameras.without_shadows`)."""
         image = self.raw.sim.render(camera_name=camera, width=size, height=size)
-        context = self.raw.sim._render_context_offscreen
-        if context.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW]:  # the context exists after the first render
-            context.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-            context.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        if without_shadows(self.raw.sim._render_context_offscreen.scn):  # the context exists after the first render
             image = self.raw.sim.render(camera_name=camera, width=size, height=size)
         return np.ascontiguousarray(image[::-1])  # MuJoCo's offscreen buffer is upside down
 
