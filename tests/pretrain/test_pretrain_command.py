@@ -125,7 +125,7 @@ def image_demos(tmp_path_factory):
 def test_image_postbc_trains_a_shared_ensemble_and_an_encoder_policy(image_demos, tmp_path):
     import numpy as np
 
-    from postbc.finetune.base import load_base_policy
+    from postbc.finetune.base import load_base_policy, refuse_image_policy
     from postbc.envs.registry import get_task
 
     out = tmp_path / "img"
@@ -135,8 +135,10 @@ def test_image_postbc_trains_a_shared_ensemble_and_an_encoder_policy(image_demos
     policy = PretrainedPolicy.load(out)
     assert policy.model.cfg.images == ((19, 16),) and hasattr(policy.model.denoiser, "encoder")
     assert policy.act(np.zeros((3, policy.obs_dim), np.float32)).shape == (3, 2, 7)
-    with pytest.raises(PostBCError, match="finetuning image policies is not supported yet"):
-        load_base_policy(out, get_task("lift"))
+    load_base_policy(out, get_task("lift"))  # DSRL and Best-of-N finetune it through its encoder
+    with pytest.raises(PostBCError, match="--algo dppo cannot finetune image policies"):
+        refuse_image_policy(policy, str(out), "dppo")
+    refuse_image_policy(policy, str(out), "dsrl")
 
 
 def test_image_postbc_with_independent_members_is_refused_by_name(image_demos, tmp_path, capsys):

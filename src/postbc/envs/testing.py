@@ -5,11 +5,14 @@ name is accepted. Its `make` is a `functools.partial` of a module-level function
 sent to worker processes.
 
 Dynamics: a point on a line, `pos += 0.25 * action`, goal drawn from the reset seed in
-[-1, 1], start at 0; solved when |pos - goal| < 0.1. Obs keys `pos` (1,) and `goal` (1,).
+[-1, 1], start at 0; solved when |pos - goal| < 0.1. Obs keys `pos` (1,) and `goal` (1,);
+`fake_image_task_spec` shows the goal only as a picture, `view_image` (S, S, 3) uint8 with a bright
+column where the goal is (`line_image`), for tests of policies and finetuning that act from images.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 
@@ -27,8 +30,9 @@ class FakeLineEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, horizon: int = 20, crash_prob: float = 0.0, crash_step: int = 3, die_prob: float = 0.0,
-                 reset_crash: bool = False, tasks: tuple[str, ...] = ()):
+                 reset_crash: bool = False, tasks: tuple[str, ...] = (), image_side: int = 0):
         self.horizon = horizon
+        self.image_side = image_side  # > 0: also observe `view_image`
         self.tasks = tuple(tasks)  # a multi-task stand-in: each episode names one (info["task"]); the line is the same
         self.task = None
         self.crash_prob = crash_prob  # per episode: raise FakeCrash at `crash_step`
@@ -43,7 +47,10 @@ class FakeLineEnv(gym.Env):
         self.resets = 0
 
     def _obs(self):
-        return {"pos": np.array([self.pos], np.float32), "goal": np.array([self.goal], np.float32)}
+        obs = {"pos": np.array([self.pos], np.float32), "goal": np.array([self.goal], np.float32)}
+        if self.image_side:
+            obs["view_image"] = line_image(self.goal, self.image_side)
+        return obs
 
     def reset(self, *, seed=None, options=None):
         if seed is not None:
@@ -120,6 +127,14 @@ def threshold_task_spec(horizon: int = 40, act_dim: int = 7, threshold: float = 
     )
 
 
+def line_image(goal: float, side: int) -> np.ndarray:
+    """(side, side, 3) uint8: dark, with a two-pixel bright column at the goal's place on [-1, 1]."""
+    image = np.full((side, side, 3), 20, np.uint8)
+    column = int(round((np.clip(goal, -1, 1) + 1) / 2 * (side - 2)))
+    image[:, column: column + 2] = 235
+    return image
+
+
 def make_fake_env(seed: int | None = None, **kwargs) -> FakeLineEnv:
     env = FakeLineEnv(**kwargs)
     if seed is not None:
@@ -140,6 +155,13 @@ def fake_task_spec(name: str = "fake", horizon: int = 20, **kwargs) -> TaskSpec:
         description="point on a line moving to a goal (tests only)",
         tasks=tuple(kwargs.get("tasks", ())),
     )
+
+
+def fake_image_task_spec(name: str = "line-image", horizon: int = 20, side: int = 32) -> TaskSpec:
+    """The line task seen as `pos` and a picture of the goal (`view_image`, `line_image`): no `goal` key."""
+    spec = fake_task_spec(name, horizon, image_side=side)
+    return dataclasses.replace(spec, obs_keys=("pos", "view_image"), obs_dims=(1, side * side * 3),
+                               description="point on a line moving to a goal shown only in an image (tests only)")
 
 
 class GreedyLinePolicy:

@@ -20,20 +20,24 @@ def load_base_policy(run_dir: Path, spec: TaskSpec):
     from postbc.envs.conditioning import spec_for_policy
 
     policy = PretrainedPolicy.load(Path(run_dir))
-    refuse_image_policy(policy, str(run_dir))
     check_policy_task(policy, spec_for_policy(spec, policy), str(run_dir))
     return policy
 
 
-def refuse_image_policy(policy: Any, source: str) -> None:
-    """Finetuning networks (SAC, IQL, DPPO's value) take flat low-dim observations: no image encoder yet."""
+IMAGE_ALGOS = ("dsrl", "best_of_n")
+
+
+def refuse_image_policy(policy: Any, source: str, algo: str) -> None:
+    """DSRL-SAC and Best-of-N see an image policy through its frozen encoder (`postbc.finetune.features`);
+    DSRL-NA needs the base policy on replayed observations and DPPO trains the denoiser itself, so both
+    would need the pixels in their buffers: refused by name."""
     from postbc.envs.cameras import is_image_key
 
     images = [k for k in getattr(policy, "obs_keys", ()) if is_image_key(k)]
-    if images:
-        raise PostBCError(f"checkpoint {source} acts from images ({', '.join(images)}); finetuning image policies is "
-                          "not supported yet (the RL networks take low-dim observations). Evaluate it with `postbc "
-                          "eval`, or pretrain on the low-dim keys (--obs-keys) to finetune")
+    if images and algo not in IMAGE_ALGOS:
+        raise PostBCError(f"checkpoint {source} acts from images ({', '.join(images)}); --algo {algo} cannot finetune "
+                          f"image policies (its buffers would hold every frame). Use --algo dsrl or --algo best_of_n, "
+                          "which see the images through the policy's own frozen encoder")
 
 
 def check_policy_task(policy: Any, spec: TaskSpec, source: str) -> None:

@@ -24,6 +24,7 @@ from postbc.envs.registry import TaskSpec, flatten_obs
 from postbc.envs.vector import VectorEnv, episode_seed
 from postbc.errors import NonFiniteLoss
 from postbc.finetune.base import base_actions, check_base_fingerprint
+from postbc.finetune.features import PolicyFeatures
 from postbc.finetune.critic_check import CriticCheck, check_critic, rollout_counts, split_episodes, unrankable_reason
 from postbc.finetune.iql import IQL, iql_from_config
 from postbc.finetune.loop import EVAL_SEED_STREAM
@@ -38,8 +39,11 @@ from postbc.utils import progress, seed_everything, show
 ROLLOUT_SEED_STREAM = 4
 
 
-def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: int, quiet: bool = True) -> dict[str, np.ndarray]:
-    """Episodes 0..M-1 of the pretrained policy (its own noise), one row per executed chunk."""
+def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: int, quiet: bool = True,
+                     features: PolicyFeatures | None = None) -> dict[str, np.ndarray]:
+    """Episodes 0..M-1 of the pretrained policy (its own noise), one row per executed chunk; `obs` and
+    `next_obs` hold `features` of the observations (an image policy's encoder features; default: as they are)."""
+    features = features or PolicyFeatures(base, spec.obs_dim)
     rng = np.random.default_rng(episode_seed(seed, 0, ROLLOUT_SEED_STREAM))
     rows: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "dones", "episode")}
     finished: set[int] = set()
@@ -51,15 +55,18 @@ def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: in
             idx = vec.episode_index.copy()
             noise = rng.standard_normal((len(obs), base.chunk, base.act_dim)).astype(np.float32)
             chunks = base_actions(base, obs, noise).cpu().numpy()
+            seen = features(obs).numpy()
             next_d, _, term, _, infos = vec.step(chunks)
             next_flat = flatten_obs(next_d, spec.obs_keys)
+            next_seen = features(next_flat).numpy()
             for i, info in enumerate(infos):
                 k = int(idx[i])
                 if k < episodes and "env_error" not in info:
-                    rows["obs"].append(obs[i])
+                    rows["obs"].append(seen[i])
                     rows["actions"].append(chunks[i])
                     rows["rewards"].append(float(bool(info.get("success", False))))
-                    rows["next_obs"].append(flatten_obs(info["final_obs"], spec.obs_keys) if "final_obs" in info else next_flat[i])
+                    rows["next_obs"].append(features(flatten_obs(info["final_obs"], spec.obs_keys)[None]).numpy()[0]
+                                            if "final_obs" in info else next_seen[i])
                     rows["dones"].append(float(bool(term[i])))
                     rows["episode"].append(k)
                 if "episode" in info and k < episodes and k not in finished:
@@ -76,10 +83,12 @@ class BestOfNPolicy:
 
     takes_noise = False  # draws its N candidates' noise from its own seeded generator
 
-    def __init__(self, base, iql: IQL, candidates: int, seed: int = 0):
+    def __init__(self, base, iql: IQL, candidates: int, seed: int = 0, features: PolicyFeatures | None = None):
+        """`features`: what the critic sees of an observation (default: the observation as it is)."""
         self.base, self.iql, self.candidates = base, iql, candidates
         self.chunk, self.act_dim = base.chunk, base.act_dim
         self.obs_keys = getattr(base, "obs_keys", None)
+        self.features = features or PolicyFeatures(base, base.obs_dim)
         self.rng = np.random.default_rng(seed)
 
     @torch.no_grad()
@@ -89,7 +98,8 @@ class BestOfNPolicy:
         noise = self.rng.standard_normal((b, n, self.chunk, self.act_dim)).astype(np.float32)
         obs_rep = np.repeat(obs, n, axis=0)
         cand = base_actions(self.base, obs_rep, noise.reshape(b * n, self.chunk, self.act_dim))
-        q = self.iql.q_value(torch.as_tensor(obs_rep), cand.reshape(b * n, -1)).reshape(b, n)
+        seen = self.features(obs).repeat_interleave(n, 0)
+        q = self.iql.q_value(seen, cand.reshape(b * n, -1)).reshape(b, n)
         best = q.argmax(1).cpu()
         return cand.cpu().reshape(b, n, self.chunk, self.act_dim)[torch.arange(b), best].numpy()
 
@@ -241,7 +251,9 @@ def load_best_of_n_policy(run_dir: Path, base, candidates: int | None = None, se
 
     tensors, meta = load_checkpoint(Path(run_dir) / "critic")
     check_chunk(base.chunk, meta["chunk"], "critic", str(run_dir))
-    iql = iql_from_config(from_jsonable(IQLConfig, meta["iql"]), meta["obs_dim"], meta["chunk"] * meta["act_dim"])
+    features = PolicyFeatures(base, base.obs_dim)
+    iql = iql_from_config(from_jsonable(IQLConfig, meta["iql"]), meta.get("critic_obs_dim", meta["obs_dim"]),
+                          meta["chunk"] * meta["act_dim"])
     state = {k[4:]: v for k, v in tensors.items()}
     for name in ("obs_center", "obs_scale"):  # critics saved before observation scaling saw raw observations
         state.setdefault(name, getattr(iql, name).clone())
@@ -250,7 +262,7 @@ def load_best_of_n_policy(run_dir: Path, base, candidates: int | None = None, se
     iql.to(getattr(base, "device", "cpu"))
     # a critic that failed its held-out check serves the pretrained policy (Best-of-1) unless N is given
     default = meta["candidates"] if meta.get("critic_acts", True) else 1
-    return BestOfNPolicy(base, iql, candidates or default, seed)
+    return BestOfNPolicy(base, iql, candidates or default, seed, features)
 
 
 def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, device="cpu") -> dict:
@@ -260,17 +272,20 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, devic
 
     seed_everything(cfg.seed)
     path = Path(cfg.out) / "rollouts.h5"
+    features = PolicyFeatures(base, spec.obs_dim)
     if not (resuming and path.exists()):
-        data = collect_rollouts(base, spec, cfg.best_of_n.rollouts, cfg.seed, cfg.best_of_n.workers, cfg.quiet)
+        data = collect_rollouts(base, spec, cfg.best_of_n.rollouts, cfg.seed, cfg.best_of_n.workers, cfg.quiet, features)
         save_rollouts(path, data, obs_keys=spec.obs_keys, chunk=base.chunk, act_dim=base.act_dim, task=spec.name,
-                      base_weights=compat.get("base_weights"))
+                      base_weights=compat.get("base_weights"), encoded=features.encodes)
     data, meta = load_rollouts(path)
     if resuming:  # the saved rollouts (and the critic fitted on them) came from this run's base policy
         check_base_fingerprint(base, meta["base_weights"], f"rollouts file {path}", relation="was collected by",
                                other_fix=", or finetune the new policy into a new --out directory")
     icfg = cfg.best_of_n.iql
-    iql = iql_from_config(icfg, spec.obs_dim, base.chunk * base.act_dim, getattr(base, "obs_normalizer", None)).to(device)
-    policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed)
+    # an image policy's features come from demo-normalized observations already
+    normalizer = None if features.encodes else getattr(base, "obs_normalizer", None)
+    iql = iql_from_config(icfg, features.dim, base.chunk * base.act_dim, normalizer).to(device)
+    policy = BestOfNPolicy(base, iql, cfg.best_of_n.candidates, cfg.seed, features)
     successes, failures = rollout_counts(data["rewards"], data["episode"])
     unrankable = unrankable_reason(successes, failures)
     held = np.zeros(len(data["obs"]), bool) if unrankable else split_episodes(data["rewards"], data["episode"],
@@ -300,6 +315,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, devic
     check, acts, sentence = verdict()
     print(f"rollouts: {successes} successful and {failures} failed episodes. {sentence}")
     save_critic(cfg.out, iql, {**compat, "chunk": base.chunk, "act_dim": base.act_dim, "obs_dim": spec.obs_dim,
+                               "critic_obs_dim": features.dim,
                                "candidates": cfg.best_of_n.candidates, "iql": to_jsonable(icfg),
                                "critic_check": check.to_dict(), "critic_acts": acts})
     return last

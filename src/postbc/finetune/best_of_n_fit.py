@@ -75,11 +75,23 @@ def run(cfg: BestOfNFitConfig) -> dict:
     unrankable = unrankable_reason(successes, failures)
     if unrankable:
         raise PostBCError(f"rollouts {cfg.rollouts}: {unrankable}; nothing was written")
+    if meta["encoded"] and cfg.checkpoint is None:
+        raise PostBCError(f"rollouts {cfg.rollouts} hold the encoder features of the image policy that collected them "
+                          f"(weights {meta['base_weights']}), not observations; pass that policy's run directory as "
+                          "--checkpoint. Nothing was written")
+    critic_obs_dim = policy_obs_dim = meta["obs_dim"]
     if cfg.checkpoint is not None:
+        from postbc.finetune.features import PolicyFeatures
         from postbc.policies.pretrained import PretrainedPolicy
 
         policy = PretrainedPolicy.load(cfg.checkpoint)
-        for what, mine, theirs in (("obs dim", policy.obs_dim, meta["obs_dim"]), ("action dim", policy.act_dim, meta["act_dim"]),
+        policy_obs_dim = policy.obs_dim
+        seen = PolicyFeatures(policy, policy.obs_dim)
+        if seen.encodes != meta["encoded"]:
+            raise PostBCError(f"checkpoint {cfg.checkpoint} {'acts from images' if seen.encodes else 'acts from low-dim observations'}"
+                              f" but rollouts {cfg.rollouts} hold {'encoder features' if meta['encoded'] else 'raw observations'}; "
+                              "fit on rollouts collected by this policy (postbc finetune --algo best_of_n writes them)")
+        for what, mine, theirs in (("obs dim", seen.dim, meta["obs_dim"]), ("action dim", policy.act_dim, meta["act_dim"]),
                                    ("chunk", policy.chunk, meta["chunk"])):
             if int(mine) != int(theirs):
                 raise PostBCError(f"checkpoint {cfg.checkpoint} has {what} {mine}, rollouts {cfg.rollouts} have {what} {theirs}; "
@@ -94,7 +106,9 @@ def run(cfg: BestOfNFitConfig) -> dict:
     from postbc.data.normalizer import MinMaxNormalizer
 
     # the policy's own scaling when it is given, else the rollouts' range
-    normalizer = policy.obs_normalizer if cfg.checkpoint is not None else MinMaxNormalizer.fit(data["obs"])
+    # (encoder features come from demo-normalized observations already)
+    normalizer = (None if meta["encoded"] else policy.obs_normalizer if cfg.checkpoint is not None
+                  else MinMaxNormalizer.fit(data["obs"]))
     iql = iql_from_config(cfg.iql, meta["obs_dim"], meta["chunk"] * meta["act_dim"], normalizer)
     held = split_episodes(data["rewards"], data["episode"], cfg.heldout, cfg.seed)
     heldout = select_rows(data, held)
@@ -110,7 +124,10 @@ def run(cfg: BestOfNFitConfig) -> dict:
     check = heldout_check(iql, heldout)
     acts, sentence = critic_verdict(check, cfg.force)
     print(sentence.replace("--best-of-n.force", "--force"))
-    save_critic(cfg.out, iql, {"obs_dim": meta["obs_dim"], "act_dim": meta["act_dim"], "chunk": meta["chunk"],
+    save_critic(cfg.out, iql, {"obs_dim": policy_obs_dim, "critic_obs_dim": critic_obs_dim, "act_dim": meta["act_dim"],
+                               "chunk": meta["chunk"],
                                "obs_keys": meta["obs_keys"], "candidates": cfg.candidates, "iql": to_jsonable(cfg.iql),
-                               "critic_check": check.to_dict(), "critic_acts": acts})
+                               "critic_check": check.to_dict(), "critic_acts": acts,
+                               # features of one policy's encoder: only that policy may serve the critic
+                               **({"base_weights": meta["base_weights"]} if meta["encoded"] else {})})
     return {**last, "critic_auc": check.auc, "critic_acts": acts}

@@ -32,7 +32,7 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
     from postbc.envs.conditioning import spec_for_policy
     from postbc.envs.registry import get_task
     from postbc.errors import PostBCError
-    from postbc.finetune.base import base_fingerprint, check_policy_task, load_base_policy
+    from postbc.finetune.base import base_fingerprint, check_policy_task, load_base_policy, refuse_image_policy
     from postbc.io.runs import prepare_run_dir
 
     cfg.check_options_belong_to_algo()
@@ -43,6 +43,7 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
         spec = spec_for_policy(spec, base)  # its tasks, conditioning and keys
     else:
         check_policy_task(base, spec, str(cfg.checkpoint))
+    refuse_image_policy(base, str(cfg.checkpoint), cfg.algo)
     if spec.horizon < int(base.chunk):
         raise PostBCError(f"task '{spec.name}' has a horizon of {spec.horizon} steps, shorter than one action chunk "
                           f"({base.chunk} steps) of {cfg.checkpoint}; use a policy with a shorter chunk")

@@ -10,8 +10,9 @@ stores (s, w, r, s', done) with r = sum over the chunk of (-1 per unsolved step,
 and done at the episode's end; during warm-up w ~ N(0, I) (clipped to [-m, m], the actor's range), which is the
 base policy itself. Actor and critics see observations scaled to about [-1, 1]
 (`postbc.finetune.obs_scaling`: by default the warm-up rollouts' range, fitted when learning
-starts), as the reference's networks do; replay keeps them raw, on the CPU, and each sampled batch
-moves to the networks' device in one transfer.
+starts), as the reference's networks do; replay keeps them unscaled, on the CPU, and each sampled
+batch moves to the networks' device in one transfer. For an image policy, "observation" means the
+frozen pretrained encoder's features of it (`postbc.finetune.features`): replay holds those, not pixels.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 from postbc.finetune.base import SampledSteeredPolicy, SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
+from postbc.finetune.features import PolicyFeatures
 from postbc.finetune.networks import TanhGaussianActor
 from postbc.finetune.obs_scaling import ObsScaler, fit_from_replay, initial_scaler, legacy_scaler
 from postbc.finetune.replay import ReplayBuffer
@@ -51,7 +53,8 @@ def scaler_state(scaler: ObsScaler) -> dict[str, torch.Tensor]:
 
 
 def load_scaler(tensors: dict[str, torch.Tensor], base, cfg: SACConfig, dim: int) -> ObsScaler:
-    """The `obs_scaler.*` a run saved; a run from before they existed scaled by the demos' normalizer."""
+    """The `obs_scaler.*` a run saved; a run from before they existed scaled by the demos' normalizer
+    (runs on image policies always saved theirs)."""
     saved = {k[len(SCALER_PREFIX):]: v for k, v in tensors.items() if k.startswith(SCALER_PREFIX)}
     if not saved:
         return legacy_scaler(base, cfg, dim)
@@ -64,11 +67,13 @@ def transition_fields(obs_dim: int, act_shape: tuple[int, ...]) -> dict[str, tup
     return {"obs": (obs_dim,), "action": act_shape, "reward": (), "next_obs": (obs_dim,), "done": ()}
 
 
-def store_transitions(replay: ReplayBuffer, obs: np.ndarray, action: torch.Tensor, step: ChunkStep) -> None:
-    """Chunk transitions that did not crash; `done` is termination (the episode's terminal step), not truncation."""
+def store_transitions(replay: ReplayBuffer, obs, action: torch.Tensor, step: ChunkStep, next_obs=None) -> None:
+    """Chunk transitions that did not crash; `done` is termination (the episode's terminal step), not truncation.
+    `next_obs`: what to store for the step's next observations (their features), default the raw ones."""
     keep = torch.as_tensor(step.valid)
+    next_obs = step.next_obs if next_obs is None else next_obs
     replay.add(obs=torch.as_tensor(obs)[keep], action=action[keep], reward=torch.as_tensor(step.reward)[keep],
-               next_obs=torch.as_tensor(step.next_obs)[keep], done=torch.as_tensor(step.terminated, dtype=torch.float32)[keep])
+               next_obs=torch.as_tensor(next_obs)[keep], done=torch.as_tensor(step.terminated, dtype=torch.float32)[keep])
 
 
 def standard_noise(n: int, dim: int, magnitude: float, rng: np.random.Generator) -> torch.Tensor:
@@ -82,6 +87,13 @@ def choose_noise(actor, scaled_obs: torch.Tensor, env_steps: int, cfg: SACConfig
     if env_steps < cfg.warmup_steps:
         return standard_noise(len(scaled_obs), actor.net[-1].out_features // 2, cfg.action_magnitude, rng)
     return actor.act(scaled_obs).cpu()
+
+
+def network_input(features: PolicyFeatures, scaler: ObsScaler):
+    """Raw flat observations -> what the actor sees: the scaled observation, or the scaled features of an image policy."""
+    if not features.encodes:
+        return scaler
+    return lambda obs: scaler(features(obs))
 
 
 def steered_policy(base, actor: TanhGaussianActor, scale_obs) -> SteeredPolicy:
@@ -102,12 +114,13 @@ def eval_policies(base, actor: TanhGaussianActor, scale_obs) -> dict[str, object
 def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, source: str) -> SteeredPolicy:
     """Serve the `actor.*` (and `obs_scaler.*`) tensors that DSRL and DSRL-NA export on `base`, on its device."""
     device = getattr(base, "device", "cpu")
-    scaler = load_scaler(tensors, base, cfg, base.obs_dim).to(device)
-    actor = noise_actor(cfg, base.obs_dim, base.chunk * base.act_dim)
+    features = PolicyFeatures(base, base.obs_dim)
+    scaler = load_scaler(tensors, base, cfg, features.dim).to(device)
+    actor = noise_actor(cfg, features.dim, base.chunk * base.act_dim)
     state = {k[len("actor."):]: v for k, v in tensors.items() if k.startswith("actor.")}
     check_shapes(state, {k: v.shape for k, v in actor.state_dict().items()}, source)
     actor.load_state_dict(state)
-    return steered_policy(base, actor.to(device).eval().requires_grad_(False), scaler)
+    return steered_policy(base, actor.to(device).eval().requires_grad_(False), network_input(features, scaler))
 
 
 class DSRL:
@@ -120,19 +133,22 @@ class DSRL:
         self.episode_end = cfg.episode_end
         self.noise_dim = base.chunk * base.act_dim
         self.np_rng = seed_everything(seed)
-        self.sac = sac_from_config(cfg, obs_dim, self.noise_dim).to(self.device)
-        self.scale_obs = initial_scaler(base, cfg, obs_dim).to(self.device)
-        self.replay = ReplayBuffer(cfg.replay_size, transition_fields(obs_dim, (self.noise_dim,)))
-        self._last: tuple[np.ndarray, torch.Tensor] | None = None
+        self.features = PolicyFeatures(base, obs_dim)
+        dim = self.features.dim
+        self.sac = sac_from_config(cfg, dim, self.noise_dim).to(self.device)
+        self.scale_obs = initial_scaler(base, cfg, dim, self.features.encodes).to(self.device)
+        self.replay = ReplayBuffer(cfg.replay_size, transition_fields(dim, (self.noise_dim,)))
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def act(self, obs: np.ndarray, env_steps: int) -> np.ndarray:
-        w = choose_noise(self.sac.actor, self.scale_obs(torch.as_tensor(obs)), env_steps, self.cfg, self.np_rng)
-        self._last = (obs.copy(), w)
+        seen = self.features(obs)
+        w = choose_noise(self.sac.actor, self.scale_obs(seen), env_steps, self.cfg, self.np_rng)
+        self._last = (seen.clone(), w)
         return base_actions(self.base, obs, w).cpu().numpy()
 
     def observe(self, step: ChunkStep) -> None:
-        obs, w = self._last
-        store_transitions(self.replay, obs, w, step)
+        seen, w = self._last
+        store_transitions(self.replay, seen, w, step, next_obs=self.features(step.next_obs))
 
     def update(self, env_steps: int) -> dict[str, torch.Tensor]:
         if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
@@ -146,10 +162,10 @@ class DSRL:
         return metrics
 
     def eval_policies(self) -> dict[str, object]:
-        return eval_policies(self.base, self.sac.actor, self.scale_obs)
+        return eval_policies(self.base, self.sac.actor, network_input(self.features, self.scale_obs))
 
     def eval_policy(self) -> SteeredPolicy:
-        return steered_policy(self.base, self.sac.actor, self.scale_obs)
+        return steered_policy(self.base, self.sac.actor, network_input(self.features, self.scale_obs))
 
     def state(self):
         tensors, meta = module_state({"sac": self.sac}, {"sac": self.sac.optimizer})

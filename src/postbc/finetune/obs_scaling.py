@@ -50,10 +50,15 @@ class ObsScaler(nn.Module):
         return (obs.to(self.center.device) - self.center) / self.scale
 
 
-def initial_scaler(base, cfg, dim: int) -> ObsScaler:
+def initial_scaler(base, cfg, dim: int, encoded: bool = False) -> ObsScaler:
     """The scaler before learning: identity (`normalize_obs` off), the demos' normalizer (`demos`, and `warmup`
-    until it is fitted)."""
+    until it is fitted). `encoded`: the networks see an image policy's encoder features
+    (`postbc.finetune.features`), computed from demo-normalized observations already: `demos` leaves
+    them as they are, `warmup` fits their range like any observation's."""
     scaler = ObsScaler(dim)
+    if encoded:
+        scaler.fitted.fill_(float(cfg.obs_range == "demos" or not cfg.normalize_obs))
+        return scaler
     normalizer = getattr(base, "obs_normalizer", None) if cfg.normalize_obs else None
     if normalizer is not None:
         scaler.set(normalizer.center, normalizer.scale)

@@ -8,7 +8,9 @@ One row per executed action chunk:
   dones (N,)                    1.0 where the episode ended in success (no bootstrapping)
   episode (N,) int64            episode number
 Root attributes: obs_keys (JSON list), chunk, act_dim, obs_dim, task (free text); optional
-base_weights: the hash (`finetune.base.base_fingerprint`) of the policy that collected them.
+base_weights: the hash (`finetune.base.base_fingerprint`) of the policy that collected them; optional
+obs_encoded (true): obs / next_obs hold that image policy's encoder features of each observation
+(`postbc.finetune.features`), obs_dim their width, so only that policy can use the critic fitted on them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ KEYS = ("obs", "actions", "rewards", "next_obs", "dones", "episode")
 
 
 def save_rollouts(path: Path, data: dict[str, np.ndarray], *, obs_keys, chunk: int, act_dim: int, task: str,
-                  base_weights: str | None = None) -> None:
+                  base_weights: str | None = None, encoded: bool = False) -> None:
     import h5py
 
     def write(tmp: Path) -> None:
@@ -37,6 +39,8 @@ def save_rollouts(path: Path, data: dict[str, np.ndarray], *, obs_keys, chunk: i
                            obs_dim=int(data["obs"].shape[1]), task=task)
             if base_weights is not None:  # the hash of the policy that collected them (finetune.base.base_fingerprint)
                 f.attrs["base_weights"] = base_weights
+            if encoded:
+                f.attrs["obs_encoded"] = True
 
     atomic_write(Path(path), write)
 
@@ -63,7 +67,8 @@ def describe_rollouts(path: Path) -> str:
         f"task: {meta['task'] or '(not recorded)'}; collected by weights {meta['base_weights'] or '(not recorded)'}",
         f"episodes: {successes + failures} ({successes} successful, {failures} failed), chunks: {len(data['obs'])}, "
         f"chunks per episode min / mean / max: {lengths.min()} / {lengths.mean():.1f} / {lengths.max()}",
-        f"obs: {meta['obs_dim']} dims, keys {meta['obs_keys']}; actions: chunks of {meta['chunk']} x {meta['act_dim']}",
+        f"obs: {meta['obs_dim']} dims{' (encoder features of the collecting policy)' if meta['encoded'] else ''}, "
+        f"keys {meta['obs_keys']}; actions: chunks of {meta['chunk']} x {meta['act_dim']}",
     ])
 
 
@@ -85,7 +90,8 @@ def load_rollouts(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         try:
             meta = {"obs_keys": json.loads(f.attrs["obs_keys"]), "chunk": int(f.attrs["chunk"]),
                     "act_dim": int(f.attrs["act_dim"]), "obs_dim": int(f.attrs["obs_dim"]), "task": str(f.attrs.get("task", "")),
-                    "base_weights": str(f.attrs["base_weights"]) if "base_weights" in f.attrs else None}
+                    "base_weights": str(f.attrs["base_weights"]) if "base_weights" in f.attrs else None,
+                    "encoded": bool(f.attrs.get("obs_encoded", False))}
         except KeyError as e:
             raise PostBCError(f"rollouts file {path} lacks root attribute {e}; it needs obs_keys, chunk, act_dim, obs_dim") from e
     n = len(data["obs"])
