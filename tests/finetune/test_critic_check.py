@@ -7,8 +7,8 @@ from postbc.cli import main
 from postbc.finetune.best_of_n import load_best_of_n_policy
 from postbc.finetune.command import run
 from postbc.finetune.config import BestOfNConfig, FinetuneConfig, IQLConfig
-from postbc.finetune.critic_check import (auc, check_critic, hanley_mcneil_interval, rollout_counts, split_episodes,
-                                          unrankable_reason)
+from postbc.finetune.critic_check import (auc, check_critic, hanley_mcneil_interval, rank_among, rollout_counts,
+                                          split_episodes, unrankable_reason)
 from postbc.finetune.rollouts_file import save_rollouts
 from postbc.io.runs import read_metrics
 
@@ -40,6 +40,26 @@ def test_a_critic_that_separates_the_episodes_passes_and_a_random_one_does_not()
     assert good.passed and good.auc > 0.8 and "better than chance" in good.reason
     noise = check_critic(rng.standard_normal(len(label)), rewards, episode)
     assert not noise.passed and noise.auc_low < 0.5 and "not better than chance" in noise.reason
+
+
+def test_rank_among_by_hand():
+    ranks = rank_among(np.array([1.0, 0.0]), np.array([[0.0, 2.0, 1.0, 0.5], [1.0, 1.0, 1.0, 1.0]]))
+    np.testing.assert_allclose(ranks, [0.625, 0.0])  # 2 below and 1 tie of 4; none below
+
+
+def test_a_critic_that_ranks_states_but_not_actions_does_not_pass():
+    """The pick-place failure: Q tells successful episodes' states apart, but its argmax over actions is noise."""
+    rewards, episode, label = _episodes(30, 30)
+    rng = np.random.default_rng(0)
+    q = label + 0.5 * rng.standard_normal(len(label))  # ranks the states well
+    knows_actions = np.clip(np.where(label, 0.7, 0.4) + 0.1 * rng.standard_normal(len(label)), 0, 1)
+    good = check_critic(q, rewards, episode, knows_actions, episode)
+    assert good.passed and good.action_auc > 0.9
+    blind = check_critic(q, rewards, episode, rng.uniform(0, 1, len(label)), episode)
+    assert not blind.passed and blind.auc_low > 0.5 and blind.action_auc_low < 0.5
+    assert "cannot tell good actions from bad ones" in blind.reason
+    unchecked = check_critic(q, rewards, episode)
+    assert unchecked.passed and "not checked" in unchecked.reason
 
 
 @pytest.mark.parametrize("successes,failures,words", [(20, 0, "all 20 rollout episodes succeeded"),

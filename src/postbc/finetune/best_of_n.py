@@ -25,7 +25,8 @@ from postbc.envs.vector import VectorEnv, episode_seed
 from postbc.errors import NonFiniteLoss
 from postbc.finetune.base import base_actions, check_base_fingerprint
 from postbc.finetune.features import PolicyFeatures
-from postbc.finetune.critic_check import CriticCheck, check_critic, rollout_counts, split_episodes, unrankable_reason
+from postbc.finetune.critic_check import (CriticCheck, check_critic, rank_among, rollout_counts, split_episodes,
+                                          unrankable_reason)
 from postbc.finetune.iql import IQL, iql_from_config
 from postbc.finetune.loop import EVAL_SEED_STREAM
 from postbc.finetune.replay import ReplayBuffer
@@ -108,10 +109,39 @@ def select_rows(data: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.n
     return {k: v[mask] for k, v in data.items()}
 
 
+RANKED_ROWS = 2000  # held-out chunks whose executed action is ranked among fresh candidates (a uniform sample)
+
+
 @torch.no_grad()
-def heldout_check(iql: IQL, heldout: dict[str, np.ndarray]) -> CriticCheck:
+def executed_chunk_ranks(iql: IQL, base, heldout: dict[str, np.ndarray], candidates: int, seed: int,
+                         rows: int = RANKED_ROWS, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(ranks, episode of each ranked row): for up to `rows` held-out chunks, the share of `candidates` fresh
+    chunks of `base` at the same observation that the critic scores below the executed one."""
+    rng = np.random.default_rng(seed)
+    n = len(heldout["obs"])
+    pick = np.sort(rng.choice(n, min(rows, n), replace=False))
+    obs, taken = heldout["obs"][pick], heldout["actions"][pick].reshape(len(pick), -1)
+    ranks = np.empty(len(pick))
+    for i in range(0, len(pick), batch):
+        o = obs[i:i + batch]
+        noise = rng.standard_normal((len(o) * candidates, base.chunk, base.act_dim)).astype(np.float32)
+        o_rep = np.repeat(o, candidates, axis=0)
+        cand = base_actions(base, o_rep, noise).reshape(len(o_rep), -1)
+        q_cand = iql.q_value(torch.as_tensor(o_rep), cand).reshape(len(o), candidates)
+        q_taken = iql.q_value(torch.as_tensor(o), torch.as_tensor(taken[i:i + batch]))
+        ranks[i:i + batch] = rank_among(q_taken.cpu().numpy(), q_candidates=q_cand.cpu().numpy())
+    return ranks, heldout["episode"][pick]
+
+
+@torch.no_grad()
+def heldout_check(iql: IQL, heldout: dict[str, np.ndarray], base=None, candidates: int = 16, seed: int = 0) -> CriticCheck:
+    """The critic check (`postbc.finetune.critic_check`) on held-out rollouts; actions are ranked only with a
+    `base` policy to draw candidates from, on observations it can read (not an image policy's features)."""
     q = iql.q_value(torch.as_tensor(heldout["obs"]), torch.as_tensor(heldout["actions"]).reshape(len(heldout["obs"]), -1))
-    return check_critic(q.cpu().numpy(), heldout["rewards"], heldout["episode"])
+    ranks = rank_episode = None
+    if base is not None and len(heldout["obs"]):
+        ranks, rank_episode = executed_chunk_ranks(iql, base, heldout, candidates, seed)
+    return check_critic(q.cpu().numpy(), heldout["rewards"], heldout["episode"], ranks, rank_episode)
 
 
 @torch.no_grad()
@@ -293,7 +323,9 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, devic
     train, heldout = select_rows(data, ~held), select_rows(data, held)
 
     def verdict() -> tuple[CriticCheck, bool, str]:
-        check = CriticCheck(False, unrankable) if unrankable else heldout_check(iql, heldout)
+        ranker = None if features.encodes else base  # an image policy's rollouts hold features, not observations
+        check = (CriticCheck(False, unrankable) if unrankable
+                 else heldout_check(iql, heldout, ranker, cfg.best_of_n.candidates, cfg.seed))
         return (check, *critic_verdict(check, cfg.best_of_n.force))
 
     def evaluate_fn(step: int) -> dict:
@@ -304,7 +336,8 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, devic
         r = evaluate(policy if acts else base, spec, cfg.eval_episodes, seed=episode_seed(cfg.seed, 0, EVAL_SEED_STREAM),
                      num_envs=cfg.num_envs, backend=cfg.env_backend, quiet=True)
         return {"eval_success": r.success_rate, "eval_low": r.ci_low, "eval_high": r.ci_high, **r.task_columns("eval", spec.tasks),
-                "critic_auc": check.auc, "critic_auc_low": check.auc_low, "acts_best_of_n": float(acts),
+                "critic_auc": check.auc, "critic_auc_low": check.auc_low, "action_auc": check.action_auc,
+                "action_auc_low": check.action_auc_low, "acts_best_of_n": float(acts),
                 **heldout_signals(iql, heldout)}
 
     extra = {"rollout_success": successes / max(1, successes + failures), "rollout_transitions": len(data["obs"]),

@@ -80,12 +80,14 @@ def run(cfg: BestOfNFitConfig) -> dict:
                           f"(weights {meta['base_weights']}), not observations; pass that policy's run directory as "
                           "--checkpoint. Nothing was written")
     critic_obs_dim = policy_obs_dim = meta["obs_dim"]
+    policy = ranker = None
     if cfg.checkpoint is not None:
         from postbc.finetune.features import PolicyFeatures
         from postbc.policies.pretrained import PretrainedPolicy
 
         policy = PretrainedPolicy.load(cfg.checkpoint)
         policy_obs_dim = policy.obs_dim
+        ranker = None if meta["encoded"] else policy  # candidates to rank actions among
         seen = PolicyFeatures(policy, policy.obs_dim)
         if seen.encodes != meta["encoded"]:
             raise PostBCError(f"checkpoint {cfg.checkpoint} {'acts from images' if seen.encodes else 'acts from low-dim observations'}"
@@ -115,13 +117,14 @@ def run(cfg: BestOfNFitConfig) -> dict:
 
     def heldout_row(step: int) -> dict:
         """No simulator here: each row reports the critic on the held-out episodes instead of a success rate."""
-        check = heldout_check(iql, heldout)
-        return {"critic_auc": check.auc, "critic_auc_low": check.auc_low, **heldout_signals(iql, heldout)}
+        check = heldout_check(iql, heldout, ranker, cfg.candidates, cfg.seed)
+        return {"critic_auc": check.auc, "critic_auc_low": check.auc_low, "action_auc": check.action_auc,
+                "action_auc_low": check.action_auc_low, **heldout_signals(iql, heldout)}
 
     last = fit_iql(iql, rollout_buffer(select_rows(data, ~held)), cfg.out, steps=cfg.steps,
                    batch_size=cfg.iql.batch_size, log_every=cfg.log_every, checkpoint_every=cfg.log_every,
                    resuming=resuming, evaluate_fn=heldout_row, quiet=cfg.quiet, patience=cfg.patience)
-    check = heldout_check(iql, heldout)
+    check = heldout_check(iql, heldout, ranker, cfg.candidates, cfg.seed)
     acts, sentence = critic_verdict(check, cfg.force)
     print(sentence.replace("--best-of-n.force", "--force"))
     save_critic(cfg.out, iql, {"obs_dim": policy_obs_dim, "critic_obs_dim": critic_obs_dim, "act_dim": meta["act_dim"],
