@@ -21,7 +21,7 @@ from postbc.policies.pretrained import PretrainedPolicy
 
 SIDE = 32  # keypoint maps of 5 x 5 (at 24 pixels, 3 x 3 maps locate the goal too coarsely for DSRL to reach 0.9)
 HORIZON = 8
-TRAIN_STEPS = 600
+TRAIN_STEPS = 400
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_dsrl_improves_an_image_policy_through_its_encoder(image_bc_policy, tmp_
     assert served.act(obs).shape == (1, 2, 1)
 
 
-def test_best_of_n_on_an_image_policy_stores_features_and_serves_them(image_bc_policy, tmp_path):
+def test_best_of_n_on_an_image_policy_stores_features_and_serves_them(image_bc_policy, tmp_path, capsys):
     from postbc.finetune.best_of_n_fit import BestOfNFitConfig, run as fit
     from postbc.finetune.rollouts_file import load_rollouts
 
@@ -91,6 +91,7 @@ def test_best_of_n_on_an_image_policy_stores_features_and_serves_them(image_bc_p
     run(cfg, base=image_bc_policy, spec=fake_image_task_spec("line-image", HORIZON, SIDE))
     data, meta = load_rollouts(cfg.out / "rollouts.h5")
     assert meta["encoded"] and data["obs"].shape[1] == 9 and meta["obs_dim"] == 9
+    assert "encoder features, from which no candidates can be drawn" in capsys.readouterr().out
     assert np.isfinite(float(read_metrics(cfg.out)[-1]["eval_success"]))
 
     # offline: such features mean nothing without the policy that made them

@@ -109,6 +109,7 @@ def select_rows(data: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.n
     return {k: v[mask] for k, v in data.items()}
 
 
+IMAGE_UNRANKED = "an image policy's rollouts hold encoder features, from which no candidates can be drawn"
 RANKED_ROWS = 2000  # held-out chunks whose executed action is ranked among fresh candidates (a uniform sample)
 
 
@@ -134,14 +135,15 @@ def executed_chunk_ranks(iql: IQL, base, heldout: dict[str, np.ndarray], candida
 
 
 @torch.no_grad()
-def heldout_check(iql: IQL, heldout: dict[str, np.ndarray], base=None, candidates: int = 16, seed: int = 0) -> CriticCheck:
+def heldout_check(iql: IQL, heldout: dict[str, np.ndarray], base=None, candidates: int = 16, seed: int = 0,
+                  unranked_why: str = "no pretrained policy to draw candidates from") -> CriticCheck:
     """The critic check (`postbc.finetune.critic_check`) on held-out rollouts; actions are ranked only with a
     `base` policy to draw candidates from, on observations it can read (not an image policy's features)."""
     q = iql.q_value(torch.as_tensor(heldout["obs"]), torch.as_tensor(heldout["actions"]).reshape(len(heldout["obs"]), -1))
     ranks = rank_episode = None
     if base is not None and len(heldout["obs"]):
         ranks, rank_episode = executed_chunk_ranks(iql, base, heldout, candidates, seed)
-    return check_critic(q.cpu().numpy(), heldout["rewards"], heldout["episode"], ranks, rank_episode)
+    return check_critic(q.cpu().numpy(), heldout["rewards"], heldout["episode"], ranks, rank_episode, unranked_why)
 
 
 @torch.no_grad()
@@ -325,7 +327,7 @@ def run_best_of_n(cfg, base, spec: TaskSpec, compat: dict, resuming: bool, devic
     def verdict() -> tuple[CriticCheck, bool, str]:
         ranker = None if features.encodes else base  # an image policy's rollouts hold features, not observations
         check = (CriticCheck(False, unrankable) if unrankable
-                 else heldout_check(iql, heldout, ranker, cfg.best_of_n.candidates, cfg.seed))
+                 else heldout_check(iql, heldout, ranker, cfg.best_of_n.candidates, cfg.seed, IMAGE_UNRANKED))
         return (check, *critic_verdict(check, cfg.best_of_n.force))
 
     def evaluate_fn(step: int) -> dict:

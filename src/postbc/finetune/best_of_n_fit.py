@@ -59,8 +59,8 @@ def run(cfg: BestOfNFitConfig) -> dict:
     import torch
 
     from postbc.errors import PostBCError
-    from postbc.finetune.best_of_n import (critic_verdict, fit_iql, heldout_check, heldout_signals, rollout_buffer,
-                                           save_critic, select_rows)
+    from postbc.finetune.best_of_n import (IMAGE_UNRANKED, critic_verdict, fit_iql, heldout_check, heldout_signals,
+                                           rollout_buffer, save_critic, select_rows)
     from postbc.finetune.critic_check import rollout_counts, split_episodes, unrankable_reason
     from postbc.finetune.iql import iql_from_config
     from postbc.finetune.rollouts_file import load_rollouts
@@ -81,6 +81,7 @@ def run(cfg: BestOfNFitConfig) -> dict:
                           "--checkpoint. Nothing was written")
     critic_obs_dim = policy_obs_dim = meta["obs_dim"]
     policy = ranker = None
+    unranked_why = "pass --checkpoint to draw candidates from the pretrained policy"
     if cfg.checkpoint is not None:
         from postbc.finetune.features import PolicyFeatures
         from postbc.policies.pretrained import PretrainedPolicy
@@ -88,6 +89,8 @@ def run(cfg: BestOfNFitConfig) -> dict:
         policy = PretrainedPolicy.load(cfg.checkpoint)
         policy_obs_dim = policy.obs_dim
         ranker = None if meta["encoded"] else policy  # candidates to rank actions among
+        if meta["encoded"]:
+            unranked_why = IMAGE_UNRANKED
         seen = PolicyFeatures(policy, policy.obs_dim)
         if seen.encodes != meta["encoded"]:
             raise PostBCError(f"checkpoint {cfg.checkpoint} {'acts from images' if seen.encodes else 'acts from low-dim observations'}"
@@ -117,14 +120,14 @@ def run(cfg: BestOfNFitConfig) -> dict:
 
     def heldout_row(step: int) -> dict:
         """No simulator here: each row reports the critic on the held-out episodes instead of a success rate."""
-        check = heldout_check(iql, heldout, ranker, cfg.candidates, cfg.seed)
+        check = heldout_check(iql, heldout, ranker, cfg.candidates, cfg.seed, unranked_why)
         return {"critic_auc": check.auc, "critic_auc_low": check.auc_low, "action_auc": check.action_auc,
                 "action_auc_low": check.action_auc_low, **heldout_signals(iql, heldout)}
 
     last = fit_iql(iql, rollout_buffer(select_rows(data, ~held)), cfg.out, steps=cfg.steps,
                    batch_size=cfg.iql.batch_size, log_every=cfg.log_every, checkpoint_every=cfg.log_every,
                    resuming=resuming, evaluate_fn=heldout_row, quiet=cfg.quiet, patience=cfg.patience)
-    check = heldout_check(iql, heldout, ranker, cfg.candidates, cfg.seed)
+    check = heldout_check(iql, heldout, ranker, cfg.candidates, cfg.seed, unranked_why)
     acts, sentence = critic_verdict(check, cfg.force)
     print(sentence.replace("--best-of-n.force", "--force"))
     save_critic(cfg.out, iql, {"obs_dim": policy_obs_dim, "critic_obs_dim": critic_obs_dim, "act_dim": meta["act_dim"],

@@ -119,7 +119,8 @@ def rank_among(q_taken: np.ndarray, q_candidates: np.ndarray) -> np.ndarray:
 
 
 def check_critic(q: np.ndarray, rewards: np.ndarray, episode: np.ndarray,
-                 action_rank: np.ndarray | None = None, rank_episode: np.ndarray | None = None) -> CriticCheck:
+                 action_rank: np.ndarray | None = None, rank_episode: np.ndarray | None = None,
+                 unranked_why: str = "no pretrained policy to draw candidates from") -> CriticCheck:
     """Does Q (one score per held-out chunk) rank chunks of successful episodes above failed ones, and (when
     `action_rank` gives the executed chunks' ranks among fresh candidates, at rows of episodes `rank_episode`)
     does it rank the executed actions of successful episodes higher?"""
@@ -137,8 +138,8 @@ def check_critic(q: np.ndarray, rewards: np.ndarray, episode: np.ndarray,
               f"above failed ones with AUC {a:.2f} [{low:.2f}, {high:.2f}] ("
               + ("better than chance" if passed else "not better than chance") + ")")
     if action_rank is None:
-        return CriticCheck(passed, reason + "; its ranking of actions was not checked (no pretrained policy to draw "
-                           "candidates from)", a, low, high, n1, n0)
+        return CriticCheck(passed, reason + f"; its ranking of actions was not checked ({unranked_why})", a, low, high,
+                           n1, n0)
     ranked = np.unique(rank_episode)
     mean_rank = np.array([np.mean(action_rank[rank_episode == k]) for k in ranked])
     ranked_labels = np.array([success[int(k)] for k in ranked])
