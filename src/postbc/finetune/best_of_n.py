@@ -51,12 +51,12 @@ def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: in
     backend = "async" if workers > 1 else "sync"
     with VectorEnv(spec, min(workers, episodes), seed=seed, chunk=base.chunk, backend=backend) as vec:
         obs = flatten_obs(vec.reset(), spec.obs_keys)
+        seen = features(obs).numpy()
         bar = progress(range(episodes), desc="rollouts", quiet=quiet)
         while len(finished) < episodes:
             idx = vec.episode_index.copy()
             noise = rng.standard_normal((len(obs), base.chunk, base.act_dim)).astype(np.float32)
             chunks = base_actions(base, obs, noise).cpu().numpy()
-            seen = features(obs).numpy()
             next_d, _, term, _, infos = vec.step(chunks)
             next_flat = flatten_obs(next_d, spec.obs_keys)
             next_seen = features(next_flat).numpy()
@@ -73,7 +73,7 @@ def collect_rollouts(base, spec: TaskSpec, episodes: int, seed: int, workers: in
                 if "episode" in info and k < episodes and k not in finished:
                     finished.add(k)
                     bar.update(1) if hasattr(bar, "update") else None
-            obs = next_flat
+            obs, seen = next_flat, next_seen  # after an autoreset these are the new episode's first observations
     out = {k: np.asarray(v, np.float32) for k, v in rows.items()}
     out["episode"] = out["episode"].astype(np.int64)
     return out
@@ -95,14 +95,21 @@ class BestOfNPolicy:
     @torch.no_grad()
     def act(self, obs_flat: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs_flat, np.float32)
-        b, n = len(obs), self.candidates
-        noise = self.rng.standard_normal((b, n, self.chunk, self.act_dim)).astype(np.float32)
-        obs_rep = np.repeat(obs, n, axis=0)
-        cand = base_actions(self.base, obs_rep, noise.reshape(b * n, self.chunk, self.act_dim))
-        seen = self.features(obs).repeat_interleave(n, 0)
-        q = self.iql.q_value(seen, cand.reshape(b * n, -1)).reshape(b, n)
+        cand, q = scored_candidates(self.base, self.iql, obs, self.features(obs), self.candidates, self.rng)
         best = q.argmax(1).cpu()
-        return cand.cpu().reshape(b, n, self.chunk, self.act_dim)[torch.arange(b), best].numpy()
+        return cand.cpu()[torch.arange(len(obs)), best].reshape(len(obs), self.chunk, self.act_dim).numpy()
+
+
+@torch.no_grad()
+def scored_candidates(base, iql: IQL, obs: np.ndarray, seen, candidates: int,
+                      rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`candidates` chunks of `base` at each raw observation (noise from `rng`), flattened (B, N, chunk * act_dim),
+    and the critic's min-Q of each (B, N); `seen` is what the critic sees of `obs` (its features)."""
+    b = len(obs)
+    noise = rng.standard_normal((b * candidates, base.chunk, base.act_dim)).astype(np.float32)
+    cand = base_actions(base, np.repeat(obs, candidates, axis=0), noise).reshape(b * candidates, -1)
+    q = iql.q_value(torch.as_tensor(seen).repeat_interleave(candidates, 0), cand).reshape(b, candidates)
+    return cand.reshape(b, candidates, -1), q
 
 
 def select_rows(data: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -125,10 +132,7 @@ def executed_chunk_ranks(iql: IQL, base, heldout: dict[str, np.ndarray], candida
     ranks = np.empty(len(pick))
     for i in range(0, len(pick), batch):
         o = obs[i:i + batch]
-        noise = rng.standard_normal((len(o) * candidates, base.chunk, base.act_dim)).astype(np.float32)
-        o_rep = np.repeat(o, candidates, axis=0)
-        cand = base_actions(base, o_rep, noise).reshape(len(o_rep), -1)
-        q_cand = iql.q_value(torch.as_tensor(o_rep), cand).reshape(len(o), candidates)
+        _, q_cand = scored_candidates(base, iql, o, o, candidates, rng)
         q_taken = iql.q_value(torch.as_tensor(o), torch.as_tensor(taken[i:i + batch]))
         ranks[i:i + batch] = rank_among(q_taken.cpu().numpy(), q_candidates=q_cand.cpu().numpy())
     return ranks, heldout["episode"][pick]

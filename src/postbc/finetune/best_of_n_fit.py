@@ -79,7 +79,7 @@ def run(cfg: BestOfNFitConfig) -> dict:
         raise PostBCError(f"rollouts {cfg.rollouts} hold the encoder features of the image policy that collected them "
                           f"(weights {meta['base_weights']}), not observations; pass that policy's run directory as "
                           "--checkpoint. Nothing was written")
-    critic_obs_dim = policy_obs_dim = meta["obs_dim"]
+    policy_obs_dim = meta["obs_dim"]
     policy = ranker = None
     unranked_why = "pass --checkpoint to draw candidates from the pretrained policy"
     if cfg.checkpoint is not None:
@@ -130,7 +130,7 @@ def run(cfg: BestOfNFitConfig) -> dict:
     check = heldout_check(iql, heldout, ranker, cfg.candidates, cfg.seed, unranked_why)
     acts, sentence = critic_verdict(check, cfg.force)
     print(sentence.replace("--best-of-n.force", "--force"))
-    save_critic(cfg.out, iql, {"obs_dim": policy_obs_dim, "critic_obs_dim": critic_obs_dim, "act_dim": meta["act_dim"],
+    save_critic(cfg.out, iql, {"obs_dim": policy_obs_dim, "critic_obs_dim": meta["obs_dim"], "act_dim": meta["act_dim"],
                                "chunk": meta["chunk"],
                                "obs_keys": meta["obs_keys"], "candidates": cfg.candidates, "iql": to_jsonable(cfg.iql),
                                "critic_check": check.to_dict(), "critic_acts": acts,
