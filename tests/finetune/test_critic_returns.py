@@ -55,3 +55,18 @@ def test_a_run_whose_episodes_end_at_success_is_refused():
     algo = DSRL(dataclasses.replace(FAST_SAC, episode_end="success", backup_entropy=False), NoisePuppet(), 2, seed=0)
     with pytest.raises(PostBCError, match="end at success"):
         returns_by_position(algo, num_envs=2, gamma=0.9)
+
+
+def test_episode_index_cuts_at_terminals_and_at_horizon_resets():
+    from postbc.finetune.critic_returns import episode_index
+
+    # env 0: a -> b (terminal), c -> d, then the horizon: the env resets to e -> f; env 1: g -> h -> i
+    s = {k: [float(i), 0.0] for i, k in enumerate("abcdefghi")}
+    rows = [("a", "b", 1, "g", "h", 0), ("c", "d", 0, "h", "i", 0), ("e", "f", 0, "i", "g", 1)]
+    obs, next_obs, done = [], [], []
+    for o0, n0, d0, o1, n1, d1 in rows:  # vector order: env 0, env 1
+        obs += [s[o0], s[o1]]
+        next_obs += [s[n0], s[n1]]
+        done += [d0, d1]
+    got = episode_index(np.array(obs), np.array(next_obs), np.array(done, float), num_envs=2)
+    assert got.tolist() == [0, 3, 1, 3, 2, 3]

@@ -44,6 +44,22 @@ def positions(done: np.ndarray) -> np.ndarray:
     return out
 
 
+def episode_index(obs: np.ndarray, next_obs: np.ndarray, done: np.ndarray, num_envs: int) -> np.ndarray:
+    """Episode number of each replay transition, for runs of either episode end: an episode ends at a terminal
+    transition or where an env's next transition does not start from this one's next observation (the horizon
+    cut it, and the env reset). Needs a replay that has not wrapped and envs that never crashed."""
+    out = np.empty(len(done), int)
+    count = 0
+    for e in range(num_envs):
+        o, no, d = obs[e::num_envs], next_obs[e::num_envs], done[e::num_envs]
+        ends = (d > 0.5).copy()
+        ends[:-1] |= np.abs(no[:-1] - o[1:]).max(1) > 1e-5
+        starts = np.concatenate([[0], np.cumsum(ends[:-1])])
+        out[e::num_envs] = count + starts
+        count += int(starts[-1]) + 1 if len(starts) else 0
+    return out
+
+
 def interleave(parts: list[np.ndarray]) -> np.ndarray:
     out = np.empty(sum(len(p) for p in parts), dtype=parts[0].dtype)
     for e, p in enumerate(parts):
