@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from postbc.errors import PostBCError
 from postbc.finetune.critic_check import auc
-from postbc.finetune.critic_returns import discounted_returns, episode_index
+from postbc.finetune.critic_returns import discounted_returns, episode_index, load_dsrl_run
 from postbc.finetune.networks import Critic
-from postbc.io.checkpoint import load_checkpoint
 
 
 def scalings(warm: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -40,28 +40,27 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4000, help="regression steps per critic (batch 256, Adam 3e-4)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from postbc.finetune.serve import recorded_config, run_record
-
-    cfg = recorded_config(run_record(args.run), args.run)
-    tensors, meta = load_checkpoint(args.run / "checkpoints" / "last")
-    n = int(meta["algo"]["replay"]["size"])
-    obs, w, reward, next_obs, done = (tensors[f"replay.{k}"][:n] for k in ("obs", "action", "reward", "next_obs", "done"))
-    episode = episode_index(obs.numpy(), next_obs.numpy(), done.numpy(), cfg.num_envs)
-    from postbc.policies.pretrained import PretrainedPolicy
-
-    chunk = PretrainedPolicy.load(cfg.checkpoint).chunk
+    try:
+        cfg, base, algo, _ = load_dsrl_run(args.run)
+    except PostBCError as e:
+        raise SystemExit(str(e)) from e
+    data = algo.replay.all()
+    obs, w, next_obs = data["obs"], data["action"], data["next_obs"]
+    reward, done = data["reward"].numpy().astype(np.float64), data["done"].numpy()
+    n = len(obs)
+    episode = episode_index(obs.numpy(), next_obs.numpy(), done, cfg.num_envs)
     ret = np.zeros(n)
     solved = np.zeros(n, bool)  # the episode was solved at some step: a chunk of -1 per step has a 0 in it
     for e in np.unique(episode):
         idx = np.flatnonzero(episode == e)
-        ret[idx] = discounted_returns(reward.numpy()[idx].astype(np.float64), done.numpy()[idx], cfg.sac.gamma)
-        solved[idx] = bool((reward.numpy()[idx] > -chunk + 1e-6).any())
+        ret[idx] = discounted_returns(reward[idx], done[idx], cfg.sac.gamma)
+        solved[idx] = bool((reward[idx] > -base.chunk + 1e-6).any())
     rng = np.random.default_rng(0)
     held_out = np.isin(episode, rng.permutation(episode.max() + 1)[: (episode.max() + 1) // 5])
     train = np.flatnonzero(~held_out)
     y = torch.as_tensor(ret, dtype=torch.float32)
     scale_y = float(y.abs().max())
-    warm = obs[: max(cfg.sac.warmup_steps // chunk, 1)]  # about the transitions stored before learning began
+    warm = obs[: max(cfg.sac.warmup_steps // base.chunk, 1)]  # about the transitions stored before learning began
     print(f"{args.run}: {n} transitions, {episode.max() + 1} episodes ({solved[held_out].mean():.2f} of held-out "
           f"transitions in solved ones); held-out return variance {float(y[held_out].var()):.0f}")
     print("| scaling | train MSE | held-out MSE | held-out success AUC |")

@@ -17,11 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from postbc.finetune.base import load_base_policy
-from postbc.finetune.command import build_algorithm
-from postbc.finetune.critic_returns import returns_by_position, solved_after_success
-from postbc.finetune.serve import recorded_config, run_record
-from postbc.io.checkpoint import load_checkpoint
+from postbc.errors import PostBCError
+from postbc.finetune.critic_returns import load_dsrl_run, returns_by_position, solved_after_success
 
 
 def main() -> None:
@@ -31,19 +28,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    record = run_record(args.run)
-    if record is None:
-        raise SystemExit(f"{args.run} is not a finetune run directory (no config.json from postbc finetune)")
-    cfg = recorded_config(record, args.run)
-    if cfg.algo not in ("dsrl", "dsrl_na"):
-        raise SystemExit(f"{args.run} is a {cfg.algo} run; this diagnostic reads DSRL and DSRL-NA runs")
-    from postbc.envs.registry import get_task
-
-    spec = get_task(cfg.task)
-    base = load_base_policy(cfg.checkpoint, spec)
-    algo = build_algorithm(cfg, base, spec.obs_dim)
-    tensors, meta = load_checkpoint(args.run / "checkpoints" / "last")
-    algo.load_state(tensors, meta["algo"])
+    try:
+        cfg, base, algo, meta = load_dsrl_run(args.run)
+    except PostBCError as e:
+        raise SystemExit(str(e)) from e
     gamma = cfg.sac.gamma
     r = returns_by_position(algo, cfg.num_envs, gamma)
     mc, pos, q_data, q_actor = r["mc"], r["position"], r["q_data"], r["q_actor"]

@@ -56,10 +56,10 @@ def main() -> None:
 
     policy = PretrainedPolicy.load(args.checkpoint)
     spec = get_task("lift")
-    episodes, solved_by = list(range(args.episodes)), None
+    episodes, solved_by, draws = list(range(args.episodes)), None, 0
     if args.headroom:
         headroom = json.load(open(args.headroom))
-        solved_by = np.asarray(headroom["solved"]).sum(0)
+        solved_by, draws = np.asarray(headroom["solved"]).sum(0), len(headroom["solved"])
         args.seed = headroom["seed"]
         episodes = [int(i) for i in np.argsort(solved_by, kind="stable")[: args.episodes]]
     env = spec.make(seed=0)
@@ -68,11 +68,12 @@ def main() -> None:
     for k in episodes:
         for draw in range(args.draws):
             r = run_episode(policy, env, spec, episode_seed(args.seed, k), rng)
-            tag = f" (headroom {solved_by[k]}/{len(headroom['solved'])})" if solved_by is not None else ""
+            tag = f" (headroom {solved_by[k]}/{draws})" if solved_by is not None else ""
             print(f"episode {k:3d}{tag} draw {draw}: {'lifted' if r['success'] else 'FAILED'} in {r['length']} steps; "
                   f"first close at step {r['close_step']}, {r['dist_at_close'] * 100:.1f} cm from the cube; cube rose "
                   f"{r['cube_rise'] * 100:.1f} cm; {r['final_dist'] * 100:.1f} cm from it at the end", flush=True)
-            (failed if not r["success"] else []).append(r)
+            if not r["success"]:
+                failed.append(r)
     if failed:
         print(f"{len(failed)} failures: gripper first closed {np.mean([r['dist_at_close'] for r in failed]) * 100:.1f} cm "
               f"from the cube on average, and ended {np.median([r['final_dist'] for r in failed]) * 100:.0f} cm from it (median)")

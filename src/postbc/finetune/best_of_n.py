@@ -25,8 +25,8 @@ from postbc.envs.vector import VectorEnv, episode_seed
 from postbc.errors import NonFiniteLoss
 from postbc.finetune.base import base_actions, check_base_fingerprint
 from postbc.finetune.features import PolicyFeatures
-from postbc.finetune.critic_check import (CriticCheck, check_critic, rank_among, rollout_counts, split_episodes,
-                                          unrankable_reason)
+from postbc.finetune.critic_check import (NO_BASE_UNRANKED, CriticCheck, check_critic, rank_among, rollout_counts,
+                                          split_episodes, unrankable_reason)
 from postbc.finetune.iql import IQL, iql_from_config
 from postbc.finetune.loop import EVAL_SEED_STREAM
 from postbc.finetune.replay import ReplayBuffer
@@ -140,7 +140,7 @@ def executed_chunk_ranks(iql: IQL, base, heldout: dict[str, np.ndarray], candida
 
 @torch.no_grad()
 def heldout_check(iql: IQL, heldout: dict[str, np.ndarray], base=None, candidates: int = 16, seed: int = 0,
-                  unranked_why: str = "no pretrained policy to draw candidates from") -> CriticCheck:
+                  unranked_why: str = NO_BASE_UNRANKED) -> CriticCheck:
     """The critic check (`postbc.finetune.critic_check`) on held-out rollouts; actions are ranked only with a
     `base` policy to draw candidates from, on observations it can read (not an image policy's features)."""
     q = iql.q_value(torch.as_tensor(heldout["obs"]), torch.as_tensor(heldout["actions"]).reshape(len(heldout["obs"]), -1))

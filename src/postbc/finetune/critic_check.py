@@ -118,9 +118,12 @@ def rank_among(q_taken: np.ndarray, q_candidates: np.ndarray) -> np.ndarray:
     return (q_candidates < q_taken).mean(1) + 0.5 * (q_candidates == q_taken).mean(1)
 
 
+NO_BASE_UNRANKED = "no pretrained policy to draw candidates from"  # why actions went unranked, by default
+
+
 def check_critic(q: np.ndarray, rewards: np.ndarray, episode: np.ndarray,
                  action_rank: np.ndarray | None = None, rank_episode: np.ndarray | None = None,
-                 unranked_why: str = "no pretrained policy to draw candidates from") -> CriticCheck:
+                 unranked_why: str = NO_BASE_UNRANKED) -> CriticCheck:
     """Does Q (one score per held-out chunk) rank chunks of successful episodes above failed ones, and (when
     `action_rank` gives the executed chunks' ranks among fresh candidates, at rows of episodes `rank_episode`)
     does it rank the executed actions of successful episodes higher?"""

@@ -44,16 +44,22 @@ def positions(done: np.ndarray) -> np.ndarray:
     return out
 
 
+def restarts(obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+    """Per transition of one env's stream but the last: does the next transition not start from this one's next
+    observation (the env was reset in between)?"""
+    return np.abs(next_obs[:-1] - obs[1:]).max(1) > 1e-5
+
+
 def episode_index(obs: np.ndarray, next_obs: np.ndarray, done: np.ndarray, num_envs: int) -> np.ndarray:
     """Episode number of each replay transition, for runs of either episode end: an episode ends at a terminal
-    transition or where an env's next transition does not start from this one's next observation (the horizon
-    cut it, and the env reset). Needs a replay that has not wrapped and envs that never crashed."""
+    transition or where the env restarted after it (the horizon cut it). Needs a replay that has not wrapped and
+    envs that never crashed."""
     out = np.empty(len(done), int)
     count = 0
     for e in range(num_envs):
         o, no, d = obs[e::num_envs], next_obs[e::num_envs], done[e::num_envs]
-        ends = (d > 0.5).copy()
-        ends[:-1] |= np.abs(no[:-1] - o[1:]).max(1) > 1e-5
+        ends = d > 0.5
+        ends[:-1] |= restarts(o, no)
         starts = np.concatenate([[0], np.cumsum(ends[:-1])])
         out[e::num_envs] = count + starts
         count += int(starts[-1]) + 1 if len(starts) else 0
@@ -98,7 +104,7 @@ def returns_by_position(algo, num_envs: int, gamma: float) -> dict[str, np.ndarr
     reward, done = data["reward"].numpy().astype(np.float64), data["done"].numpy()
     for e in range(n):
         o, no, d = obs[e::n], next_obs[e::n], done[e::n]
-        broken = (np.abs(no[:-1] - o[1:]).max(1) > 1e-5) & (d[:-1] == 0)
+        broken = restarts(o, no) & (d[:-1] == 0)
         if broken.any():
             raise PostBCError(f"env {e}'s transitions are not continuous (a crash, or another number of envs); "
                               "episodes cannot be rebuilt from the replay")
@@ -129,3 +135,26 @@ def solved_after_success(reward: np.ndarray, done: np.ndarray, num_envs: int, ch
             held += int((later == 0).all())
     fraction = unsolved_later / (later_chunks * chunk) if later_chunks else float("nan")
     return {"episodes": episodes, "succeeded": succeeded, "unsolved_after_success": fraction, "held_to_horizon": held}
+
+
+def load_dsrl_run(run_dir):
+    """(config, base policy, algorithm with the run's last checkpoint loaded, checkpoint meta) of a DSRL or DSRL-NA
+    run directory, for the diagnostics that read its networks and replay."""
+    from postbc.envs.registry import get_task
+    from postbc.finetune.base import load_base_policy
+    from postbc.finetune.command import build_algorithm
+    from postbc.finetune.serve import recorded_config, run_record
+    from postbc.io.checkpoint import load_checkpoint
+
+    record = run_record(run_dir)
+    if record is None:
+        raise PostBCError(f"{run_dir} is not a finetune run directory (no config.json from postbc finetune)")
+    cfg = recorded_config(record, run_dir)
+    if cfg.algo not in ("dsrl", "dsrl_na"):
+        raise PostBCError(f"{run_dir} is a {cfg.algo} run; this diagnostic reads DSRL and DSRL-NA runs")
+    spec = get_task(cfg.task)
+    base = load_base_policy(cfg.checkpoint, spec)
+    algo = build_algorithm(cfg, base, spec.obs_dim)
+    tensors, meta = load_checkpoint(run_dir / "checkpoints" / "last")
+    algo.load_state(tensors, meta["algo"])
+    return cfg, base, algo, meta
