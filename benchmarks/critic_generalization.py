@@ -6,14 +6,17 @@ sizes by regression on each transition's discounted return, on 80% of the episod
 squared error on those and on the 20% held out, next to the held-out returns' variance (what
 predicting their mean scores), and how well the prediction ranks held-out transitions of successful
 episodes above failed ones (AUC). It does so for three observation scalings fitted on the warm-up
-transitions: min-max (what DSRL does), mean / std, and the 2nd-98th percentiles. Example:
+transitions: min-max (what DSRL does), mean / std, and the 2nd-98th percentiles, or (--widths) for
+critics of other widths with the min-max scaling. Examples:
 
     python benchmarks/critic_generalization.py runs/dev/lift_dsrl_e --steps 4000
+    python benchmarks/critic_generalization.py runs/dev/lift_sampler --steps 4000 --widths 128 512 2048
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--steps", type=int, default=4000, help="regression steps per critic (batch 256, Adam 3e-4)")
+    ap.add_argument("--fit-fraction", type=float, default=0.8,
+                    help="fraction of all episodes to fit on, taken from the 80%% not held out (how error scales with data)")
+    ap.add_argument("--widths", type=int, nargs="+", help="compare critics of these hidden widths (min-max scaling) "
+                    "instead of three scalings at the run's width")
     args = ap.parse_args()
     torch.set_num_threads(1)
     try:
@@ -56,19 +63,28 @@ def main() -> None:
         ret[idx] = discounted_returns(reward[idx], done[idx], cfg.sac.gamma)
         solved[idx] = bool((reward[idx] > -base.chunk + 1e-6).any())
     rng = np.random.default_rng(0)
-    held_out = np.isin(episode, rng.permutation(episode.max() + 1)[: (episode.max() + 1) // 5])
-    train = np.flatnonzero(~held_out)
+    order = rng.permutation(episode.max() + 1)
+    held_out = np.isin(episode, order[: (episode.max() + 1) // 5])
+    fitted = np.isin(episode, order[(episode.max() + 1) // 5:][: int(args.fit_fraction * (episode.max() + 1))])
+    train = np.flatnonzero(fitted)
     y = torch.as_tensor(ret, dtype=torch.float32)
     scale_y = float(y.abs().max())
     warm = obs[: max(cfg.sac.warmup_steps // base.chunk, 1)]  # about the transitions stored before learning began
-    print(f"{args.run}: {n} transitions, {episode.max() + 1} episodes ({solved[held_out].mean():.2f} of held-out "
-          f"transitions in solved ones); held-out return variance {float(y[held_out].var()):.0f}")
-    print("| scaling | train MSE | held-out MSE | held-out success AUC |")
-    print("|---|---|---|---|")
-    for name, (center, scale) in scalings(warm).items():
+    print(f"{args.run}: {n} transitions, {episode.max() + 1} episodes, {len(np.unique(episode[fitted]))} fitted "
+          f"({solved[held_out].mean():.2f} of held-out transitions in solved ones); held-out return variance "
+          f"{float(y[held_out].var()):.0f}")
+    options = scalings(warm)
+    if args.widths:
+        variants = [(f"{cfg.sac.layers} x {width}", options["warm-up min-max"], width) for width in args.widths]
+    else:
+        variants = [(name, scaling, cfg.sac.hidden) for name, scaling in options.items()]
+    print(f"| {'critic' if args.widths else 'scaling'} | train MSE | held-out MSE | held-out success AUC | fit (s) |")
+    print("|---|---|---|---|---|")
+    for name, (center, scale), width in variants:
         x = (obs - center) / scale
         torch.manual_seed(0)
-        critic = Critic(obs.shape[1], w.shape[1], cfg.sac.hidden, cfg.sac.layers, 1, cfg.sac.activation, cfg.sac.layer_norm)
+        started = time.perf_counter()
+        critic = Critic(obs.shape[1], w.shape[1], width, cfg.sac.layers, 1, cfg.sac.activation, cfg.sac.layer_norm)
         opt = torch.optim.Adam(critic.parameters(), 3e-4)
         for _ in range(args.steps):
             b = torch.as_tensor(rng.choice(train, 256))
@@ -79,8 +95,8 @@ def main() -> None:
         with torch.no_grad():
             pred = critic(x, w)[0] * scale_y
         mse = lambda m: float((pred[m] - y[m]).pow(2).mean())
-        print(f"| {name} | {mse(~held_out):.0f} | {mse(held_out):.0f} | "
-              f"{auc(pred[held_out].numpy(), solved[held_out]):.3f} |", flush=True)
+        print(f"| {name} | {mse(fitted):.0f} | {mse(held_out):.0f} | "
+              f"{auc(pred[held_out].numpy(), solved[held_out]):.3f} | {time.perf_counter() - started:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

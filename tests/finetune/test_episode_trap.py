@@ -42,7 +42,7 @@ def _run(out, steps: int, sac: SACConfig = TRAP_SAC, **kw):
 
 def test_dsrl_learns_to_succeed_with_28_dimensional_noise(tmp_path):
     first, last = _run(tmp_path / "run", 12_000)
-    assert float(first["eval_success"]) == 0.0  # the deterministic actor starts at w ~ 0: never solved
+    assert float(first["eval_success"]) == 0.0  # the untrained actor's fixed noise misses the threshold
     assert float(first["pretrained_success"]) == 1.0  # the base policy's own sampler solves it
     assert float(last["eval_success"]) >= 0.9
     assert float(last["eval_stochastic_success"]) >= 0.9
@@ -66,6 +66,15 @@ def test_ending_at_success_without_the_entropy_backup_learns_to_succeed(tmp_path
     assert float(last["eval_success"]) >= 0.9
     assert float(last["eval_stochastic_success"]) >= 0.9
     assert float(last["q_mean"]) <= 0.5  # a plain return of rewards <= 0, whatever the temperature
+
+
+def test_bf16_updates_learn_to_succeed(tmp_path):
+    """The hidden layers in bfloat16 (`--sac.precision bf16`) learn the 28-dim task as fp32 does."""
+    first, last = _run(tmp_path / "run", 2_000, dataclasses.replace(TRAP_SAC, episode_end="success",
+                                                                     backup_entropy=False, precision="bf16"))
+    assert float(first["eval_success"]) == 0.0
+    assert float(last["eval_success"]) >= 0.9
+    assert float(last["eval_stochastic_success"]) >= 0.9
 
 
 def test_q_stays_within_the_returns_the_task_allows(tmp_path, line_spec, monkeypatch):

@@ -1,8 +1,11 @@
 import math
 
+import numpy as np
 import torch
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
+from postbc.finetune.config import SACConfig
+from postbc.finetune.dsrl import warmup_noise
 from postbc.finetune.networks import Critic, CriticMLPs, TanhGaussianActor, tanh_gaussian_log_prob
 from postbc.finetune.sac import SAC, actor_loss, critic_loss, polyak, soft_td_target, temperature_loss
 
@@ -139,3 +142,18 @@ def test_sac_update_in_bf16_reduces_td_error_like_fp32():
         losses[precision] = (first, last["critic_loss"])
     assert losses["bf16"][1] < 0.5 * losses["bf16"][0]
     assert abs(losses["bf16"][1] - losses["fp32"][1]) < 0.2 * losses["fp32"][0]
+
+
+def test_radial_warmup_noise_reaches_the_centre_that_standard_noise_never_draws():
+    """In 28 dimensions N(0, I) lies on a shell of radius about 5: no draw comes near w = 0, the noise the
+    base policy's sampling is centred on. Radial warm-up noise shrinks each draw by u ~ U(0, 1) and so
+    covers radii from 0 out."""
+    rng = np.random.default_rng(0)
+    standard = warmup_noise(4000, 28, SACConfig(), rng).norm(dim=1)
+    radial = warmup_noise(4000, 28, SACConfig(warmup_noise="radial"), rng)
+    assert float(standard.min()) > 2.5  # clipped to [-1.5, 1.5]: a mean norm of about 4.7
+    assert float(radial.abs().max()) <= SACConfig().action_magnitude
+    norms = radial.norm(dim=1)
+    assert float((norms < 0.5).float().mean()) > 0.05  # about 1 in 10 draws within 0.5 of the centre
+    fractions = norms / standard.mean()  # u, up to the shell's spread: about uniform on [0, 1]
+    assert abs(float(fractions.mean()) - 0.5) < 0.05 and float(fractions.max()) > 0.9

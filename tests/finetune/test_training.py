@@ -45,10 +45,11 @@ def test_dsrl_learns_while_env_worker_processes_step(tmp_path, line_spec):
     assert float(read_metrics(tmp_path / "run")[-1]["eval_success"]) >= 0.85
 
 
-@pytest.mark.parametrize("algo", ["dsrl", "dsrl_na"])
-def test_bf16_updates_learn_as_well(tmp_path, line_spec, algo):
-    sac = dataclasses.replace(FAST_SAC, precision="bf16", **({"utd": 2, "noise_critic_steps": 2} if algo == "dsrl_na" else {}))
-    cfg = _cfg(tmp_path / "run", algo=algo, sac=sac, steps=3000 if algo == "dsrl_na" else 1500)
+def test_bf16_updates_learn_as_well_with_dsrl_na(tmp_path, line_spec):
+    """DSRL-SAC in bf16: tests/finetune/test_episode_trap.py (on this line task a single DSRL-SAC seed swings
+    between 0.2 and 1.0 from one evaluation to the next in either precision, so it cannot judge bf16)."""
+    sac = dataclasses.replace(FAST_SAC, precision="bf16", utd=2, noise_critic_steps=2)
+    cfg = _cfg(tmp_path / "run", algo="dsrl_na", sac=sac, steps=3000)
     run(cfg, base=NoisePuppet(), spec=line_spec)
     assert float(read_metrics(tmp_path / "run")[-1]["eval_success"]) >= 0.9
 

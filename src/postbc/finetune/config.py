@@ -21,6 +21,7 @@ class SACConfig:
     LEGACY_DEFAULTS = {"layer_norm": False, "normalize_obs": False, "obs_range": "demos", "episode_end": "horizon",
                        "backup_entropy": True}
     EPISODE_ENDS = ("horizon", "success")
+    WARMUP_NOISES = ("standard", "radial")
 
     hidden: int = 256
     """Width of actor and critic MLPs (paper: 2048)."""
@@ -54,7 +55,13 @@ class SACConfig:
     action_magnitude: float = 1.5
     """m: the actor's noise lies in [-m, m]^(chunk*act_dim) (paper: 1.5)."""
     warmup_steps: int = 1000
-    """Env steps acting with w ~ N(0, I) (clipped to [-m, m]) before learning starts (paper: 24000; 32000 Square)."""
+    """Env steps acting with warm-up noise (warmup_noise) before learning starts (paper: 24000; 32000 Square)."""
+    warmup_noise: str = "standard"
+    """standard | radial: the warm-up's noise. standard (reference): w ~ N(0, I) clipped to [-m, m], the base
+    policy's own sampling, whose draws lie on a shell of radius about sqrt(dim) and never near w = 0. radial:
+    w = u * eps with eps ~ N(0, I) and u ~ U(0, 1) per chunk, so the data also cover small noise and the
+    centre (docs/results/dsrl_objective.md, "Small noise"). DSRL-NA also distills its noise critic on this
+    distribution."""
     replay_size: int = 200_000
     """Replay capacity in chunk transitions."""
     episode_end: str = "horizon"
@@ -77,6 +84,7 @@ class SACConfig:
         require_choice("sac.precision", self.precision, ("fp32", "bf16"))
         require_choice("sac.obs_range", self.obs_range, ("warmup", "demos"))
         require_choice("sac.episode_end", self.episode_end, self.EPISODE_ENDS)
+        require_choice("sac.warmup_noise", self.warmup_noise, self.WARMUP_NOISES)
         if self.episode_end == "success" and self.backup_entropy:
             raise ValueError("sac.episode_end='success' with the entropy backup pays every chunk that does not solve "
                              "the task one more entropy bonus, so SAC learns to avoid success (docs/finetuning.md); "

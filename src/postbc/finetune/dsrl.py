@@ -81,11 +81,19 @@ def standard_noise(n: int, dim: int, magnitude: float, rng: np.random.Generator)
     return torch.as_tensor(rng.standard_normal((n, dim)), dtype=torch.float32).clamp(-magnitude, magnitude)
 
 
+def warmup_noise(n: int, dim: int, cfg: SACConfig, rng: np.random.Generator) -> torch.Tensor:
+    """`cfg.warmup_noise`'s draw: standard noise, or (radial) standard noise shrunk by u ~ U(0, 1) per row."""
+    w = standard_noise(n, dim, cfg.action_magnitude, rng)
+    if cfg.warmup_noise == "radial":
+        w = w * torch.as_tensor(rng.uniform(0.0, 1.0, (n, 1)), dtype=torch.float32)
+    return w
+
+
 def choose_noise(actor, scaled_obs: torch.Tensor, env_steps: int, cfg: SACConfig,
                  rng: np.random.Generator) -> torch.Tensor:
-    """Warm-up: the base policy (standard noise); afterwards: a sample of the noise actor. On the CPU."""
+    """Warm-up: the base policy driven by warm-up noise; afterwards: a sample of the noise actor. On the CPU."""
     if env_steps < cfg.warmup_steps:
-        return standard_noise(len(scaled_obs), actor.net[-1].out_features // 2, cfg.action_magnitude, rng)
+        return warmup_noise(len(scaled_obs), actor.net[-1].out_features // 2, cfg, rng)
     return actor.act(scaled_obs).cpu()
 
 

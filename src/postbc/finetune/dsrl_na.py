@@ -25,8 +25,8 @@ from torch import nn
 
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
-from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, scaler_state, standard_noise, steered_policy,
-                                  store_transitions, transition_fields)
+from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, scaler_state, steered_policy,
+                                  store_transitions, transition_fields, warmup_noise)
 from postbc.finetune.networks import Critic, bf16_autocast
 from postbc.finetune.obs_scaling import fit_from_replay, initial_scaler, legacy_scaler
 from postbc.finetune.replay import ReplayBuffer
@@ -110,8 +110,8 @@ class DSRLNA(nn.Module):
                 "alpha": alpha, "entropy": -logp.detach().mean(), "q_mean": q.detach().mean()}
 
     def distill_step(self, obs: torch.Tensor) -> torch.Tensor:
-        """Q_W(s, w) toward Q_A(s, pi_dp(s, w)) for standard noise w, member by member (`obs` raw)."""
-        w = standard_noise(len(obs), self.noise_dim, self.cfg.action_magnitude, self.np_rng).to(self.device)
+        """Q_W(s, w) toward Q_A(s, pi_dp(s, w)) for warm-up noise w, member by member (`obs` raw)."""
+        w = warmup_noise(len(obs), self.noise_dim, self.cfg, self.np_rng).to(self.device)
         s = self.scale_obs(obs)
         with bf16_autocast(self.cfg.precision, self.device):
             with torch.no_grad():
