@@ -63,14 +63,15 @@ def main() -> None:
         ret[idx] = discounted_returns(reward[idx], done[idx], cfg.sac.gamma)
         solved[idx] = bool((reward[idx] > -base.chunk + 1e-6).any())
     rng = np.random.default_rng(0)
-    order = rng.permutation(episode.max() + 1)
-    held_out = np.isin(episode, order[: (episode.max() + 1) // 5])
-    fitted = np.isin(episode, order[(episode.max() + 1) // 5:][: int(args.fit_fraction * (episode.max() + 1))])
+    episodes = episode.max() + 1
+    order = rng.permutation(episodes)
+    held_out = np.isin(episode, order[: episodes // 5])
+    fitted = np.isin(episode, order[episodes // 5:][: int(args.fit_fraction * episodes)])
     train = np.flatnonzero(fitted)
     y = torch.as_tensor(ret, dtype=torch.float32)
     scale_y = float(y.abs().max())
     warm = obs[: max(cfg.sac.warmup_steps // base.chunk, 1)]  # about the transitions stored before learning began
-    print(f"{args.run}: {n} transitions, {episode.max() + 1} episodes, {len(np.unique(episode[fitted]))} fitted "
+    print(f"{args.run}: {n} transitions, {episodes} episodes, {len(np.unique(episode[fitted]))} fitted "
           f"({solved[held_out].mean():.2f} of held-out transitions in solved ones); held-out return variance "
           f"{float(y[held_out].var()):.0f}")
     options = scalings(warm)
