@@ -104,3 +104,12 @@ def test_a_finished_branch_completes_before_a_new_one_starts(tmp_path):
     unbounded = RecordingBackend(capacity=None)
     run_stages(stages, unbounded)
     assert unbounded.order[:2] == ["pretrain/0", "pretrain/1"]
+
+
+def test_a_stopped_grid_holds_every_method_at_its_first_seeds(tmp_path):
+    stages = [Stage(name=f"finetune/{method}-s{seed}", kind="finetune", dir=tmp_path / f"{method}{seed}", module="m",
+                    config_class="C", config={}, params={"method": method, "seed": seed})
+              for method in ("bc", "postbc") for seed in (0, 1)]  # the plan's order: method-major
+    backend = RecordingBackend(capacity=1)
+    assert run_stages(stages, backend).ok
+    assert backend.order == ["finetune/bc-s0", "finetune/postbc-s0", "finetune/bc-s1", "finetune/postbc-s1"]

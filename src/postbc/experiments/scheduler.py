@@ -160,6 +160,14 @@ class SweepResult:
         return not self.failed and not self.blocked
 
 
+def launch_priority(stage: Stage) -> tuple[int, int]:
+    """Downstream kinds first, so finished branches complete (eval after its pretrain) before new branches
+    start; then lower seeds first, so a grid stopped part-way holds every method at its first seeds (a
+    complete comparison) rather than every seed of its first method. Ties keep the plan's order."""
+    kind = -KINDS.index(stage.kind) if stage.kind in KINDS else 0
+    return kind, stage.params.get("seed", 0)
+
+
 def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, str, dict], None] | None = None) -> SweepResult:
     """Run every stage of the DAG on `backend`; `on_event(kind, name, result)` reports progress."""
     by_name = {s.name: s for s in stages}
@@ -183,11 +191,10 @@ def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, s
 
     def launch_ready() -> None:
         ready = [s for s in pending.values() if all(d in finished for d in s.deps)]
-        # Downstream kinds first, so finished branches complete (eval after its pretrain) before new
-        # branches start; only as many as the backend runs at once, so "started" means started and a
-        # stage that becomes ready later is not queued behind every stage submitted before it.
+        # Only as many as the backend runs at once, so "started" means started and a stage that becomes
+        # ready later is not queued behind every stage submitted before it.
         free = len(ready) if capacity is None else max(capacity - len(running), 0)
-        for s in sorted(ready, key=lambda s: -KINDS.index(s.kind) if s.kind in KINDS else 0)[:free]:
+        for s in sorted(ready, key=launch_priority)[:free]:
             del pending[s.name]
             running[backend.submit(s)] = s.name
             on_event("started", s.name, {})
