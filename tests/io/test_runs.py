@@ -34,6 +34,28 @@ def test_run_dir_resumes_same_config_and_refuses_another(tmp_path):
         prepare_run_dir(tmp_path / "run", Cfg(lr=1.0), command="c")
 
 
+def test_a_run_written_before_an_option_existed_resumes_under_todays_code(tmp_path):
+    """The running sweep's finetune dirs hold config.json files without options added since: resuming them must
+    not be refused, unless the option's value then (LEGACY_DEFAULTS) differs from what is asked now."""
+    import json
+
+    from postbc.finetune.config import FinetuneConfig, SACConfig
+
+    cfg = FinetuneConfig(checkpoint=Path("ck"), task="toy", out=tmp_path / "run")
+    prepare_run_dir(cfg.out, cfg, command="finetune")
+    path = cfg.out / "config.json"
+    record = json.loads(path.read_text())
+    del record["config"]["sac"]["horizon_bootstrap"], record["config"]["sac"]["warmup_noise"]
+    path.write_text(json.dumps(record))
+    assert prepare_run_dir(cfg.out, cfg, command="finetune") is True
+    with pytest.raises(PostBCError, match="differs in: sac"):
+        prepare_run_dir(cfg.out, dataclasses.replace(cfg, sac=SACConfig(horizon_bootstrap=True)), command="finetune")
+    del record["config"]["sac"]["layer_norm"]  # runs from before LayerNorm had none (LEGACY_DEFAULTS)
+    path.write_text(json.dumps(record))
+    with pytest.raises(PostBCError, match="differs in: sac"):
+        prepare_run_dir(cfg.out, cfg, command="finetune")
+
+
 def test_metrics_resume_drops_rows_past_checkpoint(tmp_path):
     log = MetricsLogger(tmp_path, tensorboard=False)
     for step in range(5):

@@ -7,6 +7,7 @@ different config it is refused, so one directory never mixes two experiments.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,9 +15,20 @@ from typing import Any, Mapping
 
 from postbc.errors import PostBCError
 from postbc.io.atomic import atomic_write_json
-from postbc.io.config import to_jsonable
+from postbc.io.config import from_jsonable, to_jsonable
 
 RESUME_IGNORED_FIELDS = ("out", "quiet", "resume", "device")  # a run may resume on another device
+
+
+def recorded_config(cfg: Any, recorded: dict) -> dict:
+    """A config.json's config as today's code reads it: a field added since the run was written takes the value
+    the run had (`LEGACY_DEFAULTS`, else today's default), so adding an option does not block resuming runs."""
+    if not dataclasses.is_dataclass(cfg):
+        return recorded
+    try:
+        return to_jsonable(from_jsonable(type(cfg), recorded, recorded=True))
+    except (ValueError, TypeError):  # a field since removed, or a value today's code refuses: compare as written
+        return recorded
 
 
 def prepare_run_dir(out: Path, cfg: Any, *, command: str, ignore: tuple[str, ...] = RESUME_IGNORED_FIELDS,
@@ -31,7 +43,7 @@ def prepare_run_dir(out: Path, cfg: Any, *, command: str, ignore: tuple[str, ...
     record = {"command": command, "config": to_jsonable(cfg)}
     if config_path.exists():
         old = json.loads(config_path.read_text())
-        old_cfg = {k: v for k, v in old.get("config", {}).items() if k not in ignore}
+        old_cfg = {k: v for k, v in recorded_config(cfg, old.get("config", {})).items() if k not in ignore}
         new_cfg = {k: v for k, v in record["config"].items() if k not in ignore}
         grown = [k for k in extendable if k in old_cfg and old_cfg[k] != new_cfg.get(k)]
         for k in grown:
