@@ -57,6 +57,14 @@ def test_a_run_whose_episodes_end_at_success_is_refused():
         returns_by_position(algo, num_envs=2, gamma=0.9)
 
 
+def test_a_run_that_bootstraps_at_the_horizon_is_refused():
+    import dataclasses
+
+    algo = DSRL(dataclasses.replace(FAST_SAC, horizon_bootstrap=True), NoisePuppet(), 2, seed=0)
+    with pytest.raises(PostBCError, match="horizon-bootstrap"):
+        returns_by_position(algo, num_envs=2, gamma=0.9)
+
+
 def test_episode_index_cuts_at_terminals_and_at_horizon_resets():
     from postbc.finetune.critic_returns import episode_index
 

@@ -52,6 +52,8 @@ def test_an_unknown_preset_is_refused_by_name(parsed, capsys):
     (["--sac.utd", "0"], "sac.utd=0 must be > 0"),
     (["--sac.episode-end", "success"], "add --sac.no-backup-entropy"),
     (["--sac.episode-end", "first"], "sac.episode_end='first' is not allowed"),
+    (["--sac.episode-end", "success", "--sac.no-backup-entropy", "--sac.horizon-bootstrap"],
+     "already bootstrap at the horizon; drop --sac.horizon-bootstrap"),
 ])
 def test_options_that_make_no_sense_together_are_refused(parsed, capsys, args, message):
     try:

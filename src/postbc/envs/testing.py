@@ -8,6 +8,8 @@ Dynamics: a point on a line, `pos += 0.25 * action`, goal drawn from the reset s
 [-1, 1], start at 0; solved when |pos - goal| < 0.1. Obs keys `pos` (1,) and `goal` (1,);
 `fake_image_task_spec` shows the goal only as a picture, `view_image` (S, S, 3) uint8 with a bright
 column where the goal is (`line_image`), for tests of policies and finetuning that act from images.
+`NoisePuppet` stands in for a pretrained policy on it (its chunk is tanh of the noise it is given), so
+finetuning can be tested and benchmarked without pretraining.
 """
 
 from __future__ import annotations
@@ -185,3 +187,18 @@ class GreedyLinePolicy:
         if noise is not None:
             out = out + self.noise_std * np.asarray(noise)
         return np.clip(out, -1, 1).astype(np.float32)
+
+
+class NoisePuppet:
+    """A 'diffusion policy' whose chunk is tanh(noise): the base policy (w ~ N(0, I)) is a random walk,
+    so succeeding on the line task needs a noise actor that looks at the observation."""
+
+    obs_keys = ("pos", "goal")
+
+    def __init__(self, chunk: int = 2, obs_dim: int = 2, act_dim: int = 1):
+        self.chunk, self.obs_dim, self.act_dim = chunk, obs_dim, act_dim
+
+    def act(self, obs, noise=None):
+        if noise is None:
+            noise = np.random.standard_normal((len(obs), self.chunk, self.act_dim))
+        return np.tanh(np.asarray(noise, np.float32)).reshape(len(obs), self.chunk, self.act_dim)

@@ -69,6 +69,11 @@ class SACConfig:
     paying -1 per unsolved step and 0 per solved one, so the return counts the time spent solved. success: it
     ends when the task is first solved, as evaluation counts success; needs --sac.no-backup-entropy
     (docs/finetuning.md: "Which objective")."""
+    horizon_bootstrap: bool = False
+    """episode_end horizon only: treat the horizon as a time limit (the TD target bootstraps from the last state)
+    rather than as terminal (the reference, as Stable-Baselines3 stores its done). The observation has no clock,
+    so with a terminal horizon one state's target depends on how many chunks are left, which the critic cannot
+    see; on the line task that destabilizes half the seeds (docs/finetuning.md, "The horizon as a time limit")."""
     backup_entropy: bool = True
     """Add the entropy bonus -alpha log pi(a'|s') to the TD target (soft Q, the reference). Without it Q is the
     plain return, bounded by the rewards, and the temperature only shapes the actor (rlpd's backup_entropy)."""
@@ -89,6 +94,9 @@ class SACConfig:
             raise ValueError("sac.episode_end='success' with the entropy backup pays every chunk that does not solve "
                              "the task one more entropy bonus, so SAC learns to avoid success (docs/finetuning.md); "
                              "add --sac.no-backup-entropy, or keep --sac.episode-end horizon")
+        if self.episode_end == "success" and self.horizon_bootstrap:
+            raise ValueError("sac.horizon_bootstrap applies to sac.episode_end='horizon': episodes that end at success "
+                             "already bootstrap at the horizon; drop --sac.horizon-bootstrap")
         for name in ("hidden", "layers", "lr", "batch_size", "utd", "num_critics", "action_magnitude", "replay_size", "noise_critic_steps", "init_alpha"):
             require_positive(f"sac.{name}", getattr(self, name))
         require_positive("sac.warmup_steps", self.warmup_steps, allow_zero=True)

@@ -98,6 +98,9 @@ def returns_by_position(algo, num_envs: int, gamma: float) -> dict[str, np.ndarr
     if getattr(algo, "episode_end", "horizon") != "horizon":
         raise PostBCError("this run's training episodes end at success and its replay does not mark where one was cut "
                           "at the horizon, so episodes cannot be rebuilt from it; the diagnostic reads runs to the horizon")
+    if getattr(algo.cfg, "horizon_bootstrap", False):
+        raise PostBCError("this run bootstraps at the horizon (--sac.horizon-bootstrap): its Q values the steps past "
+                          "the horizon too, so the Monte-Carlo returns within an episode are not what it estimates")
     data = algo.replay.all()
     n = num_envs
     obs, next_obs = data["obs"].numpy(), data["next_obs"].numpy()

@@ -81,6 +81,14 @@ def standard_noise(n: int, dim: int, magnitude: float, rng: np.random.Generator)
     return torch.as_tensor(rng.standard_normal((n, dim)), dtype=torch.float32).clamp(-magnitude, magnitude)
 
 
+def td_batch(batch: dict[str, torch.Tensor], cfg: SACConfig) -> dict[str, torch.Tensor]:
+    """A sampled batch as the TD target reads it. Replay's `done` marks where an episode ended (under episode_end
+    horizon: only at the horizon); with `cfg.horizon_bootstrap` that end is a time limit and the target bootstraps."""
+    if cfg.horizon_bootstrap:
+        batch["done"] = torch.zeros_like(batch["done"])
+    return batch
+
+
 def warmup_noise(n: int, dim: int, cfg: SACConfig, rng: np.random.Generator) -> torch.Tensor:
     """`cfg.warmup_noise`'s draw: standard noise, or (radial) standard noise shrunk by u ~ U(0, 1) per row."""
     w = standard_noise(n, dim, cfg.action_magnitude, rng)
@@ -164,7 +172,7 @@ class DSRL:
         if not self.scale_obs.is_fitted:
             fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
-            batch = self.replay.sample(self.cfg.batch_size, device=self.device)
+            batch = td_batch(self.replay.sample(self.cfg.batch_size, device=self.device), self.cfg)
             batch["obs"], batch["next_obs"] = self.scale_obs(batch["obs"]), self.scale_obs(batch["next_obs"])
             metrics = self.sac.update(**batch)
         return metrics

@@ -26,7 +26,7 @@ from torch import nn
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
 from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, scaler_state, steered_policy,
-                                  store_transitions, transition_fields, warmup_noise)
+                                  store_transitions, td_batch, transition_fields, warmup_noise)
 from postbc.finetune.networks import Critic, bf16_autocast
 from postbc.finetune.obs_scaling import fit_from_replay, initial_scaler, legacy_scaler
 from postbc.finetune.replay import ReplayBuffer
@@ -82,7 +82,7 @@ class DSRLNA(nn.Module):
         if not self.scale_obs.is_fitted:
             fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
-            metrics = self.gradient_step(**self.replay.sample(self.cfg.batch_size, device=self.device))
+            metrics = self.gradient_step(**td_batch(self.replay.sample(self.cfg.batch_size, device=self.device), self.cfg))
         for _ in range(self.cfg.noise_critic_steps):
             metrics["noise_critic_loss"] = self.distill_step(self.replay.sample(self.cfg.batch_size)["obs"].to(self.device))
         return metrics
