@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 from postbc.experiments.plan import Stage
-from postbc.experiments.results import Run, SweepResults, curves, threshold_rows
+from postbc.experiments.results import Run, SweepResults, curves, paired_rows, threshold_rows
 
 
 def finetune_run(seed: int, steps: list[int], success: list[float], kind: str = "finetune") -> Run:
@@ -50,3 +50,22 @@ def test_a_curve_starts_from_the_pretrained_policy_where_step_0_evaluated_it():
     run.metrics[0]["pretrained_success"] = "0.4"
     (curve,) = curves(SweepResults(Path("/nowhere"), config=None, runs=[run])).values()
     np.testing.assert_allclose(curve["mean"], [0.4, 0.7])
+
+
+def test_paired_differences_use_only_the_seeds_both_methods_finished():
+    def run(method, seed, success):
+        r = finetune_run(seed, [0, 2000, 4000], success)
+        r.stage.params["method"] = method
+        return r
+
+    results = SweepResults(Path("/nowhere"), config=None, runs=[
+        run("postbc", 0, [0.2, 0.5, 0.9]), run("bc", 0, [0.3, 0.4, 0.5]),
+        run("postbc", 1, [0.4, 0.6, 0.8]), run("bc", 1, [0.4, 0.5, 0.6]),
+        run("postbc", 2, [0.1, 0.1, 0.1]),  # no bc seed 2: left out of the pairs
+    ])
+    rows = paired_rows(results, points=3)
+    assert [(r["comparison"], r["budget"], r["n"]) for r in rows] == [("postbc - bc", b, 2) for b in (0, 2000, 4000)]
+    first, _, last = rows
+    np.testing.assert_allclose([first["diff"], last["diff"]], [-0.05, 0.3])
+    np.testing.assert_allclose(last["gain_diff"], 0.35)  # postbc gained 0.7 / 0.4, bc 0.2 / 0.2
+    assert last["diff_low"] < 0.3 < last["diff_high"] and last["seeds"] == "s0:+0.40 s1:+0.20"

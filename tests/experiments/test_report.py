@@ -38,6 +38,8 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     with open(report / "steps_to_threshold.csv") as f:
         assert {(r["method"], r["threshold"]) for r in csv.DictReader(f)} == {("bc", "0.5"), ("bc", "0.9")}
     assert "Steps to a success threshold" in page
+    assert "no seed finished by both methods of a pair yet" in page  # postbc's only run failed
+    assert (report / "paired_differences.md").read_text() == "(no finished runs)\n"
     with open(report / "cost.csv") as f:
         cost = {r["kind"]: r for r in csv.DictReader(f)}
     assert int(cost["pretrain"]["runs"]) == 2 and float(cost["pretrain"]["cpu_h"]) > 0

@@ -98,6 +98,8 @@ def run(cfg: ReportConfig) -> Path:
     write_table(status, cfg.out / "status")
     write_table(pretrained, cfg.out / "pretrained_success")
     write_table(budget, cfg.out / "finetune_success")
+    paired = res.paired_rows(results, cfg.budgets)
+    write_table(paired, cfg.out / "paired_differences")
     to_threshold = res.threshold_rows(results, cfg.thresholds)
     write_table(to_threshold, cfg.out / "steps_to_threshold")
     cost = res.cost_rows(results)
@@ -122,6 +124,10 @@ def run(cfg: ReportConfig) -> Path:
            [html.table_html(per_task)])] if per_task else []) + [
         ("Finetuning success", "Evaluation success vs. env steps (Best-of-N: IQL updates); mean line, 95% band across seeds.",
          [html.table_html(budget)] + [html.image_html(p) for p in curve_pngs]),
+        ("Paired differences", "Same-seed differences of finetuning success, PostBC - BC and PostBC - sigma-BC "
+         "(budget 0: the pretrained policies); gain_diff: the difference of the gains since budget 0. Mean and "
+         "Student-t 95% interval over the seeds both methods finished.",
+         [html.table_html(paired) if paired else "<p><em>no seed finished by both methods of a pair yet</em></p>"]),
         ("Steps to a success threshold", "Per seed, the first evaluation at or above each threshold (0: the "
          "pretrained policy already was); the median counts a seed that never got there as infinitely slow.",
          [html.table_html(to_threshold)]),

@@ -1,4 +1,5 @@
-"""Read a sweep directory into tables: stage status, pretrained success, finetuning success by budget.
+"""Read a sweep directory into tables: stage status, pretrained success, finetuning success by budget,
+paired same-seed differences between methods.
 
 Works on partial sweeps: stages the config plans but that have not run (or failed) appear with
 their status, and aggregates count only finished runs (`n` says how many seeds went in).
@@ -185,6 +186,43 @@ def budget_rows(curve_map: dict[tuple, dict[str, Any]], points: int = 4) -> list
                          "n": c["n"], "mean": c["mean"][i], "ci_low": c["low"][i], "ci_high": c["high"][i]})
     return rows
 
+
+
+PAIRED_COMPARISONS = (("postbc", "bc"), ("postbc", "sigma_bc"))  # the paper's claims: PostBC against each baseline
+
+
+def paired_rows(results: SweepResults, points: int = 4) -> list[dict[str, Any]]:
+    """Same-seed differences of finetuning success, PostBC - BC and PostBC - sigma-BC, at up to `points`
+    evaluation indices (evenly spaced, the first and last included; index 0 is the pretrained policies).
+
+    Seeds share their demos and evaluation episodes, so a paired difference removes what a seed's episodes
+    make easy or hard. `diff`: success(a) - success(b) at that point; `gain_diff`: (a's gain since index 0)
+    - (b's gain), i.e. which finetunes further from where it started. Mean and Student-t 95% interval over
+    the seeds both methods finished (`seeds` lists them)."""
+    grouped = seed_curves(results)
+    rows = []
+    for (task, demos, algo, method_a), group_a in sorted(grouped.items()):
+        for a, b in PAIRED_COMPARISONS:
+            group_b = grouped.get((task, demos, algo, b))
+            if method_a != a or group_b is None:
+                continue
+            seeds = sorted(set(group_a["seeds"]) & set(group_b["seeds"]))
+            if not seeds:
+                continue
+            length = min(len(g["seeds"][s][0]) for g in (group_a, group_b) for s in seeds)
+            idx = sorted(set(np.linspace(0, length - 1, min(points, length)).round().astype(int)))
+            for i in idx:
+                ya = np.array([group_a["seeds"][s][1][i] for s in seeds])
+                yb = np.array([group_b["seeds"][s][1][i] for s in seeds])
+                ga = ya - np.array([group_a["seeds"][s][1][0] for s in seeds])
+                gb = yb - np.array([group_b["seeds"][s][1][0] for s in seeds])
+                x = np.mean([group_a["seeds"][s][0][i] for s in seeds])
+                diff, gain = mean_interval(ya - yb), mean_interval(ga - gb)
+                rows.append({"task": task, "demos": demos, "algo": algo, "comparison": f"{a} - {b}", "budget": int(x),
+                             "unit": group_a["x_key"], "n": len(seeds), "diff": diff[0], "diff_low": diff[1],
+                             "diff_high": diff[2], "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2],
+                             "seeds": " ".join(f"s{s}:{d:+.2f}" for s, d in zip(seeds, ya - yb))})
+    return rows
 
 
 def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
