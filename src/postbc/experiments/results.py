@@ -174,18 +174,21 @@ def threshold_rows(results: SweepResults, thresholds: tuple[float, ...]) -> list
     return rows
 
 
+def budget_indices(length: int, points: int) -> list[int]:
+    """Up to `points` evenly spaced indices into a curve of `length` evaluations, the first and last included."""
+    return sorted(set(np.linspace(0, length - 1, min(points, length)).round().astype(int)))
+
+
 def budget_rows(curve_map: dict[tuple, dict[str, Any]], points: int = 4) -> list[dict[str, Any]]:
     """Finetuning success at up to `points` budgets (evenly spaced logged steps, the last included)."""
     rows = []
     for (task, demos, algo, method), c in sorted(curve_map.items()):
         if not len(c["x"]):
             continue
-        idx = sorted(set(np.linspace(0, len(c["x"]) - 1, min(points, len(c["x"]))).round().astype(int)))
-        for i in idx:
+        for i in budget_indices(len(c["x"]), points):
             rows.append({"task": task, "demos": demos, "algo": algo, "method": method, "budget": int(c["x"][i]), "unit": c["x_key"],
                          "n": c["n"], "mean": c["mean"][i], "ci_low": c["low"][i], "ci_high": c["high"][i]})
     return rows
-
 
 
 PAIRED_COMPARISONS = (("postbc", "bc"), ("postbc", "sigma_bc"))  # the paper's claims: PostBC against each baseline
@@ -210,18 +213,15 @@ def paired_rows(results: SweepResults, points: int = 4) -> list[dict[str, Any]]:
             if not seeds:
                 continue
             length = min(len(g["seeds"][s][0]) for g in (group_a, group_b) for s in seeds)
-            idx = sorted(set(np.linspace(0, length - 1, min(points, length)).round().astype(int)))
-            for i in idx:
-                ya = np.array([group_a["seeds"][s][1][i] for s in seeds])
-                yb = np.array([group_b["seeds"][s][1][i] for s in seeds])
-                ga = ya - np.array([group_a["seeds"][s][1][0] for s in seeds])
-                gb = yb - np.array([group_b["seeds"][s][1][0] for s in seeds])
-                x = np.mean([group_a["seeds"][s][0][i] for s in seeds])
-                diff, gain = mean_interval(ya - yb), mean_interval(ga - gb)
-                rows.append({"task": task, "demos": demos, "algo": algo, "comparison": f"{a} - {b}", "budget": int(x),
+            ya, yb = (np.array([g["seeds"][s][1][:length] for s in seeds]) for g in (group_a, group_b))  # (seeds, evals)
+            xs = np.mean([group_a["seeds"][s][0][:length] for s in seeds], axis=0)
+            for i in budget_indices(length, points):
+                diff = mean_interval(ya[:, i] - yb[:, i])
+                gain = mean_interval((ya[:, i] - ya[:, 0]) - (yb[:, i] - yb[:, 0]))
+                rows.append({"task": task, "demos": demos, "algo": algo, "comparison": f"{a} - {b}", "budget": int(xs[i]),
                              "unit": group_a["x_key"], "n": len(seeds), "diff": diff[0], "diff_low": diff[1],
                              "diff_high": diff[2], "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2],
-                             "seeds": " ".join(f"s{s}:{d:+.2f}" for s, d in zip(seeds, ya - yb))})
+                             "seeds": " ".join(f"s{s}:{d:+.2f}" for s, d in zip(seeds, ya[:, i] - yb[:, i]))})
     return rows
 
 

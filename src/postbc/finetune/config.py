@@ -73,7 +73,8 @@ class SACConfig:
     """episode_end horizon only: treat the horizon as a time limit (the TD target bootstraps from the last state)
     rather than as terminal (the reference, as Stable-Baselines3 stores its done). The observation has no clock,
     so with a terminal horizon one state's target depends on how many chunks are left, which the critic cannot
-    see; on the line task that destabilizes half the seeds (docs/finetuning.md, "The horizon as a time limit")."""
+    see; on the line task that leaves 4 of 12 DSRL-SAC seeds below 0.9 (docs/finetuning.md, "The horizon as a
+    time limit")."""
     backup_entropy: bool = True
     """Add the entropy bonus -alpha log pi(a'|s') to the TD target (soft Q, the reference). Without it Q is the
     plain return, bounded by the rewards, and the temperature only shapes the actor (rlpd's backup_entropy)."""
