@@ -27,6 +27,10 @@ def test_plan_shares_upstream_stages():
     ft = next(s for s in stages if s.name == "finetune/toy-d4-postbc-dsrl-s1")
     assert ft.deps == ("pretrain/toy-d4-postbc-s1",)
     assert ft.config["checkpoint"] == "/sweep/pretrain/toy-d4-postbc-s1" and ft.config["sac"]["hidden"] == 32
+    final = next(s for s in stages if s.name == "final/toy-d4-postbc-dsrl-s1")  # evaluate.final_episodes = 8
+    assert final.deps == (ft.name,) and final.config["policy"] == ft.config["out"]
+    assert (final.config["episodes"], final.config["seed"]) == (8, cfg.evaluate.seed)  # the pretrained evaluation's seed
+    assert final.params == ft.params and kinds.count("final") == 4
     pretrains = [s for s in stages if s.kind == "pretrain"]
     assert {s.config["dataset"] for s in pretrains} == {"/sweep/data/toy-d4-s0/demos.hdf5"}
     # every stage comes after its dependencies

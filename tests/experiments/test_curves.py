@@ -1,10 +1,12 @@
 """Finetuning curves across seeds (aligned by evaluation index, not by exact env step) and steps to a threshold."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 from postbc.experiments.plan import Stage
-from postbc.experiments.results import Run, SweepResults, curves, paired_rows, threshold_rows
+from postbc.experiments.results import (Run, SweepResults, curves, final_paired_rows, final_rows, paired_rows,
+                                         threshold_rows)
 
 
 def finetune_run(seed: int, steps: list[int], success: list[float], kind: str = "finetune") -> Run:
@@ -69,3 +71,27 @@ def test_paired_differences_use_only_the_seeds_both_methods_finished():
     np.testing.assert_allclose([first["diff"], last["diff"]], [-0.05, 0.3])
     np.testing.assert_allclose(last["gain_diff"], 0.35)  # postbc gained 0.7 / 0.4, bc 0.2 / 0.2
     assert last["diff_low"] < 0.3 < last["diff_high"] and last["seeds"] == "s0:+0.40 s1:+0.20"
+
+
+def test_final_evaluations_are_paired_by_seed_and_gain_over_the_same_seeds_pretrained_evaluation(tmp_path):
+    def stage_run(kind, method, seed, success):
+        params = {"task": "toy", "demos": 5, "method": method, "seed": seed, **({"algo": "dsrl"} if kind == "final" else {})}
+        stage = Stage(f"{kind}/{method}-s{seed}", kind, tmp_path / kind / f"{method}-s{seed}", "m", "C", {}, params)
+        stage.dir.mkdir(parents=True)
+        (stage.dir / "eval.json").write_text(json.dumps({"success_rate": success}))
+        return Run(stage, "done", None, [])
+
+    results = SweepResults(tmp_path, config=None, runs=[
+        stage_run("eval", "postbc", 0, 0.3), stage_run("eval", "bc", 0, 0.2),
+        stage_run("eval", "postbc", 1, 0.4), stage_run("eval", "bc", 1, 0.4),
+        stage_run("final", "postbc", 0, 0.9), stage_run("final", "bc", 0, 0.6),
+        stage_run("final", "postbc", 1, 0.8), stage_run("final", "bc", 1, 0.7),
+        stage_run("final", "postbc", 2, 0.1),  # no pretrained evaluation and no bc seed 2: out of the pairs and gains
+    ])
+    rows = {r["method"]: r for r in final_rows(results)}
+    assert (rows["postbc"]["n"], rows["postbc"]["per_seed"]) == (3, "s0:0.900 s1:0.800 s2:0.100")
+    np.testing.assert_allclose([rows["postbc"]["mean"], rows["postbc"]["gain"], rows["bc"]["gain"]], [0.6, 0.5, 0.35])
+    (pair,) = final_paired_rows(results)
+    assert (pair["comparison"], pair["n"], pair["seeds"]) == ("postbc - bc", 2, "s0:+0.30 s1:+0.10")
+    np.testing.assert_allclose([pair["diff"], pair["gain_diff"]], [0.2, 0.15])  # gains 0.6 / 0.4 against 0.4 / 0.3
+    assert pair["diff_low"] < 0.2 < pair["diff_high"]

@@ -16,10 +16,10 @@ def test_ray_backend_runs_the_tiny_grid(tmp_path):
                              only="-s0")
     try:
         result = run(cfg, ray_init={"num_cpus": 2, "runtime_env": {"env_vars": {"POSTBC_QUIET": "1"}}})
-        assert result.ok and len(result.done) == 7  # 1 dataset, 2 policies, 2 evaluations, 2 finetuning runs
+        assert result.ok and len(result.done) == 9  # 1 dataset, 2 policies, 2 evaluations, 2 finetuning runs, 2 final evaluations
         assert all(markers.is_done(tmp_path / "sweep" / name) for name in result.done)
         again = run(cfg)
-        assert not again.done and len(again.skipped) == 7
+        assert not again.done and len(again.skipped) == 9
     finally:
         ray.shutdown()
 

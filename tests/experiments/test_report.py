@@ -1,6 +1,7 @@
 """`postbc report` on a real, partial sweep of the tiny toy grid."""
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     failed = out / "finetune" / "toy-d4-postbc-dsrl-s0"
     (failed / markers.DONE).unlink()
     markers.write_failed(failed, {"error": "RuntimeError: boom"})
+    shutil.rmtree(out / "final" / failed.name)  # so its final evaluation never ran
     assert main(["report", str(out), "--region-episodes", "10"]) == 0
     report = out / "report"
     page = (report / "report.html").read_text()
@@ -40,6 +42,13 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     assert "Steps to a success threshold" in page
     assert "no seed finished by both methods of a pair yet" in page  # postbc's only run failed
     assert (report / "paired_differences.md").read_text() == "(no finished runs)\n"
+    with open(report / "final_success.csv") as f:  # the finished finetuned policy, on 8 episodes
+        (final,) = list(csv.DictReader(f))
+    served = main(["eval", "--checkpoint", str(out / "finetune" / "toy-d4-bc-dsrl-s0"), "--episodes", "8", "--seed", "1000",
+                   "--out", str(tmp_path / "served.json")])
+    assert served == 0 and (final["method"], final["episodes"], final["n"]) == ("bc", "8", "1")
+    assert float(final["mean"]) == json.loads((tmp_path / "served.json").read_text())["success_rate"]
+    assert "Final evaluation" in page and (report / "final_paired_differences.md").read_text() == "(no finished runs)\n"
     with open(report / "cost.csv") as f:
         cost = {r["kind"]: r for r in csv.DictReader(f)}
     assert int(cost["pretrain"]["runs"]) == 2 and float(cost["pretrain"]["cpu_h"]) > 0

@@ -83,10 +83,15 @@ class EvalBudget:
     """parallel envs of that evaluation."""
     seed: int = 1000
     """evaluation seed (the same episodes for every policy)."""
+    final_episodes: int = 0
+    """evaluation episodes of every finished finetuned policy (its served policy; paper: 200), with the same seed,
+    so its first `episodes` episodes are the pretrained evaluation's; 0: none (the report then reads the runs' own
+    last evaluation only)."""
 
     def __post_init__(self) -> None:
         require_positive("evaluate.episodes", self.episodes)
         require_positive("evaluate.num_envs", self.num_envs)
+        require_positive("evaluate.final_episodes", self.final_episodes, allow_zero=True)
 
 
 @dataclasses.dataclass

@@ -1,7 +1,8 @@
-"""Sweep stage: evaluate a pretrained policy run directory and write eval.json + metrics.csv.
+"""Sweep stage: evaluate a policy run directory and write eval.json + metrics.csv.
 
 Not a `postbc` subcommand of its own; the sweep runs it after each pretraining stage so the
-report can show pretrained success next to finetuning curves.
+report can show pretrained success next to finetuning curves, and (with `evaluate.final_episodes`)
+after each finetuning stage on the finetuned run, for the final point's many-episode evaluation.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from postbc.io.config import require_positive
 @dataclasses.dataclass
 class EvalPretrainedConfig:
     policy: Path
-    """pretrained policy run directory (policy.safetensors / policy.json)."""
+    """policy run directory: a pretrained one (policy.safetensors / policy.json) or a finetuned run."""
     task: str
     """registered task to evaluate on."""
     out: Path

@@ -1,4 +1,4 @@
-"""A sweep as a DAG of stages: collect -> pretrain -> (evaluate, finetune per algorithm).
+"""A sweep as a DAG of stages: collect -> pretrain -> (evaluate, finetune per algorithm -> final evaluation).
 
 Upstream stages are shared: one dataset per (task, demos, data seed) serves every method and
 seed, and one pretrained policy per (task, demos, method, seed) serves every finetuning
@@ -9,6 +9,7 @@ named by its parameters:
     SWEEP/pretrain/toy-d5-postbc-s0/
     SWEEP/eval/toy-d5-postbc-s0/
     SWEEP/finetune/toy-d5-postbc-dsrl-s0/
+    SWEEP/final/toy-d5-postbc-dsrl-s0/      (when evaluate.final_episodes > 0)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from postbc.experiments.config import SweepConfig
 
-KINDS = ("collect", "pretrain", "eval", "finetune")
+KINDS = ("collect", "pretrain", "eval", "finetune", "final")
 DEVICE_KINDS = ("pretrain", "finetune")  # stages whose networks may compute on a GPU; collect and eval are env-bound
 
 
@@ -90,23 +91,32 @@ def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demo
                 "out": str(pretrain_dir), "seed": seed, "quiet": True},
         params=params, deps=(collect.name,),
     )
-    eval_dir = root / "eval" / name
-    evaluate = Stage(
-        name=f"eval/{name}", kind="eval", dir=eval_dir,
-        module="postbc.experiments.eval_pretrained", config_class="EvalPretrainedConfig",
-        config={"policy": str(pretrain_dir), "task": task, "out": str(eval_dir), "episodes": cfg.evaluate.episodes,
-                "num_envs": cfg.evaluate.num_envs, "seed": cfg.evaluate.seed},
-        params=params, deps=(pretrain.name,),
-    )
+    evaluate = eval_stage(cfg, root / "eval" / name, "eval", pretrain_dir, task, cfg.evaluate.episodes, params, pretrain.name)
     stages = [pretrain, evaluate]
     for algo in cfg.grid.algos:
         ft_name = finetune_name(task, demos, method, algo, seed)
         ft_dir = root / "finetune" / ft_name
-        stages.append(Stage(
+        finetune = Stage(
             name=f"finetune/{ft_name}", kind="finetune", dir=ft_dir,
             module="postbc.finetune.command", config_class="FinetuneConfig",
             config={**cfg.finetune_options(task, algo), "checkpoint": str(pretrain_dir), "task": task, "out": str(ft_dir),
                     "algo": algo, "seed": seed, "quiet": True},
             params={**params, "algo": algo}, deps=(pretrain.name,),
-        ))
+        )
+        stages.append(finetune)
+        if cfg.evaluate.final_episodes:
+            stages.append(eval_stage(cfg, root / "final" / ft_name, "final", ft_dir, task, cfg.evaluate.final_episodes,
+                                     finetune.params, finetune.name))
     return stages
+
+
+def eval_stage(cfg: SweepConfig, out: Path, kind: str, policy_dir: Path, task: str, episodes: int,
+               params: dict[str, Any], dep: str) -> Stage:
+    """Evaluate the policy in `policy_dir` (pretrained or finetuned) on the sweep's evaluation seed."""
+    return Stage(
+        name=f"{kind}/{out.name}", kind=kind, dir=out,
+        module="postbc.experiments.eval_pretrained", config_class="EvalPretrainedConfig",
+        config={"policy": str(policy_dir), "task": task, "out": str(out), "episodes": episodes,
+                "num_envs": cfg.evaluate.num_envs, "seed": cfg.evaluate.seed},
+        params=params, deps=(dep,),
+    )

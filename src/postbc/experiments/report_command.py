@@ -100,6 +100,11 @@ def run(cfg: ReportConfig) -> Path:
     write_table(budget, cfg.out / "finetune_success")
     paired = res.paired_rows(results, cfg.budgets)
     write_table(paired, cfg.out / "paired_differences")
+    final_episodes = results.config.evaluate.final_episodes
+    if final_episodes:
+        final, final_paired = res.final_rows(results), res.final_paired_rows(results)
+        write_table(final, cfg.out / "final_success")
+        write_table(final_paired, cfg.out / "final_paired_differences")
     to_threshold = res.threshold_rows(results, cfg.thresholds)
     write_table(to_threshold, cfg.out / "steps_to_threshold")
     cost = res.cost_rows(results)
@@ -139,6 +144,14 @@ def run(cfg: ReportConfig) -> Path:
          [html.table_html(cost)]),
         ("Stages", summary, [html.table_html(status)]),
     ]
+    if final_episodes:
+        sections.insert(3, ("Final evaluation", f"Every finished finetuned policy (the served one) on {final_episodes} "
+                            "episodes of the pretrained evaluation's seed: mean and 95% interval across seeds, and the gain "
+                            "over the same seeds' pretrained evaluation; then the same-seed differences PostBC - BC and "
+                            "PostBC - sigma-BC.",
+                            [html.table_html(final) if final else "<p><em>no final evaluation finished yet</em></p>",
+                             html.table_html(final_paired) if final_paired else
+                             "<p><em>no seed with final evaluations of both methods of a pair yet</em></p>"]))
     if regions:
         sections.insert(3, ("Toy: success by start region", "Every pretrained and finetuned toy policy evaluated on "
                             f"{cfg.region_episodes} pocket-only (rare in the demos) and {cfg.region_episodes} common-only "

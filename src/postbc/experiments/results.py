@@ -77,18 +77,29 @@ def _interval(values: list[float]) -> dict[str, Any]:
     return {"n": len(values), "mean": mean, "ci_low": low, "ci_high": high}
 
 
+def eval_success(results: SweepResults, kind: str) -> dict[tuple, dict[int, float]]:
+    """Grid coordinates without the seed -> {seed: success} of every finished evaluation stage of `kind`
+    ("eval": pretrained policies, keyed (task, demos, method); "final": finetuned ones, (task, demos, algo, method))."""
+    out: dict[tuple, dict[int, float]] = defaultdict(dict)
+    for r in results.of_kind(kind):
+        ev = markers.read_marker(r.stage.dir, "eval.json")
+        if ev is not None:
+            out[_coordinates(r.stage)][int(r.stage.params["seed"])] = float(ev["success_rate"])
+    return out
+
+
+def _coordinates(stage: Stage) -> tuple:
+    p = stage.params
+    return (p["task"], p["demos"], p["algo"], p["method"]) if "algo" in p else (p["task"], p["demos"], p["method"])
+
+
 def pretrained_rows(results: SweepResults) -> list[dict[str, Any]]:
     """Pretrained success per (task, demos, method): mean and 95% interval across seeds."""
-    groups: dict[tuple, list[float]] = defaultdict(list)
     planned: dict[tuple, int] = defaultdict(int)
     for r in results.of_kind("eval", done_only=False):
-        key = (r.stage.params["task"], r.stage.params["demos"], r.stage.params["method"])
-        planned[key] += 1
-        if r.status == "done":
-            ev = markers.read_marker(r.stage.dir, "eval.json")
-            if ev is not None:
-                groups[key].append(float(ev["success_rate"]))
-    return [{"task": t, "demos": d, "method": m, **_interval(groups[(t, d, m)]), "planned": planned[(t, d, m)]}
+        planned[_coordinates(r.stage)] += 1
+    done = eval_success(results, "eval")
+    return [{"task": t, "demos": d, "method": m, **_interval(list(done[(t, d, m)].values())), "planned": planned[(t, d, m)]}
             for (t, d, m) in planned]
 
 
@@ -194,6 +205,16 @@ def budget_rows(curve_map: dict[tuple, dict[str, Any]], points: int = 4) -> list
 PAIRED_COMPARISONS = (("postbc", "bc"), ("postbc", "sigma_bc"))  # the paper's claims: PostBC against each baseline
 
 
+def method_pairs(grouped: dict[tuple, Any]):
+    """(task, demos, algo, a, b, grouped[a's key], grouped[b's key]) for each of PAIRED_COMPARISONS that both hold;
+    `grouped` is keyed (task, demos, algo, method)."""
+    for (task, demos, algo, method_a), group_a in sorted(grouped.items()):
+        for a, b in PAIRED_COMPARISONS:
+            group_b = grouped.get((task, demos, algo, b))
+            if method_a == a and group_b is not None:
+                yield task, demos, algo, a, b, group_a, group_b
+
+
 def paired_rows(results: SweepResults, points: int = 4) -> list[dict[str, Any]]:
     """Same-seed differences of finetuning success, PostBC - BC and PostBC - sigma-BC, at up to `points`
     evaluation indices (evenly spaced, the first and last included; index 0 is the pretrained policies).
@@ -202,26 +223,64 @@ def paired_rows(results: SweepResults, points: int = 4) -> list[dict[str, Any]]:
     make easy or hard. `diff`: success(a) - success(b) at that point; `gain_diff`: (a's gain since index 0)
     - (b's gain), i.e. which finetunes further from where it started. Mean and Student-t 95% interval over
     the seeds both methods finished (`seeds` lists them)."""
-    grouped = seed_curves(results)
     rows = []
-    for (task, demos, algo, method_a), group_a in sorted(grouped.items()):
-        for a, b in PAIRED_COMPARISONS:
-            group_b = grouped.get((task, demos, algo, b))
-            if method_a != a or group_b is None:
-                continue
-            seeds = sorted(set(group_a["seeds"]) & set(group_b["seeds"]))
-            if not seeds:
-                continue
-            length = min(len(g["seeds"][s][0]) for g in (group_a, group_b) for s in seeds)
-            ya, yb = (np.array([g["seeds"][s][1][:length] for s in seeds]) for g in (group_a, group_b))  # (seeds, evals)
-            xs = np.mean([group_a["seeds"][s][0][:length] for s in seeds], axis=0)
-            for i in budget_indices(length, points):
-                diff = mean_interval(ya[:, i] - yb[:, i])
-                gain = mean_interval((ya[:, i] - ya[:, 0]) - (yb[:, i] - yb[:, 0]))
-                rows.append({"task": task, "demos": demos, "algo": algo, "comparison": f"{a} - {b}", "budget": int(xs[i]),
-                             "unit": group_a["x_key"], "n": len(seeds), "diff": diff[0], "diff_low": diff[1],
-                             "diff_high": diff[2], "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2],
-                             "seeds": " ".join(f"s{s}:{d:+.2f}" for s, d in zip(seeds, ya[:, i] - yb[:, i]))})
+    for task, demos, algo, a, b, group_a, group_b in method_pairs(seed_curves(results)):
+        seeds = sorted(set(group_a["seeds"]) & set(group_b["seeds"]))
+        if not seeds:
+            continue
+        length = min(len(g["seeds"][s][0]) for g in (group_a, group_b) for s in seeds)
+        ya, yb = (np.array([g["seeds"][s][1][:length] for s in seeds]) for g in (group_a, group_b))  # (seeds, evals)
+        xs = np.mean([group_a["seeds"][s][0][:length] for s in seeds], axis=0)
+        for i in budget_indices(length, points):
+            rows.append({"task": task, "demos": demos, "algo": algo, "comparison": f"{a} - {b}", "budget": int(xs[i]),
+                         "unit": group_a["x_key"], "n": len(seeds),
+                         **_paired(ya[:, i], yb[:, i], ya[:, 0], yb[:, 0]), "seeds": _signed(seeds, ya[:, i] - yb[:, i])})
+    return rows
+
+
+def _paired(a: np.ndarray, b: np.ndarray, a_start: np.ndarray, b_start: np.ndarray) -> dict[str, float]:
+    """Mean and t-interval of the same-seed differences a - b, and of the differences of their gains since the start."""
+    diff = mean_interval(a - b)
+    gain = mean_interval((a - a_start) - (b - b_start))
+    return {"diff": diff[0], "diff_low": diff[1], "diff_high": diff[2],
+            "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2]}
+
+
+def _signed(seeds: list[int], values: np.ndarray) -> str:
+    return " ".join(f"s{s}:{v:+.2f}" for s, v in zip(seeds, values))
+
+
+def final_rows(results: SweepResults) -> list[dict[str, Any]]:
+    """The final evaluations (`evaluate.final_episodes` of each finished finetuned policy) per (task, demos, algo,
+    method): mean success and 95% interval across seeds, and the gain over the same seeds' pretrained evaluation
+    (whose episodes are the first of the final ones)."""
+    final, pretrained = eval_success(results, "final"), eval_success(results, "eval")
+    episodes = results.config.evaluate.final_episodes if results.config else None
+    rows = []
+    for (task, demos, algo, method), by_seed in sorted(final.items()):
+        seeds = sorted(by_seed)
+        start = pretrained.get((task, demos, method), {})
+        gains = [by_seed[s] - start[s] for s in seeds if s in start]
+        gain = mean_interval(gains) if gains else (math.nan,) * 3
+        rows.append({"task": task, "demos": demos, "algo": algo, "method": method, "episodes": episodes,
+                     **_interval([by_seed[s] for s in seeds]), "gain": gain[0], "gain_low": gain[1], "gain_high": gain[2],
+                     "per_seed": " ".join(f"s{s}:{by_seed[s]:.3f}" for s in seeds)})
+    return rows
+
+
+def final_paired_rows(results: SweepResults) -> list[dict[str, Any]]:
+    """Same-seed differences of the final evaluations, PostBC - BC and PostBC - sigma-BC (gain_diff: of the gains
+    over each seed's pretrained evaluation), over the seeds where both methods have both evaluations."""
+    final, pretrained = eval_success(results, "final"), eval_success(results, "eval")
+    rows = []
+    for task, demos, algo, a, b, final_a, final_b in method_pairs(final):
+        start_a, start_b = pretrained.get((task, demos, a), {}), pretrained.get((task, demos, b), {})
+        seeds = sorted(set(final_a) & set(final_b) & set(start_a) & set(start_b))
+        if not seeds:
+            continue
+        ya, yb, sa, sb = (np.array([d[s] for s in seeds]) for d in (final_a, final_b, start_a, start_b))
+        rows.append({"task": task, "demos": demos, "algo": algo, "comparison": f"{a} - {b}", "n": len(seeds),
+                     **_paired(ya, yb, sa, sb), "seeds": _signed(seeds, ya - yb)})
     return rows
 
 
