@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from postbc.experiments.plan import Stage
 from postbc.experiments.results import (Run, SweepResults, curves, final_paired_rows, final_rows, paired_rows,
-                                         threshold_rows)
+                                         run_wall, threshold_rows)
 
 
 def finetune_run(seed: int, steps: list[int], success: list[float], kind: str = "finetune") -> Run:
@@ -95,3 +95,10 @@ def test_final_evaluations_are_paired_by_seed_and_gain_over_the_same_seeds_pretr
     assert (pair["comparison"], pair["n"], pair["seeds"]) == ("postbc - bc", 2, "s0:+0.30 s1:+0.10")
     np.testing.assert_allclose([pair["diff"], pair["gain_diff"]], [0.2, 0.15])  # gains 0.6 / 0.4 against 0.4 / 0.3
     assert pair["diff_low"] < 0.2 < pair["diff_high"]
+
+
+def test_a_resumed_runs_wall_time_comes_from_its_metrics_not_from_the_last_sweeps_marker():
+    resumed = finetune_run(0, [0, 2000], [0.1, 0.2])
+    resumed.metrics[-1]["wall_time"] = "3000.5"  # carried across resumes by the run's checkpoints
+    assert run_wall({"wall_time_s": 1200.0}, resumed) == 3000.5
+    assert run_wall({"wall_time_s": 1200.0}, finetune_run(1, [0, 2000], [0.1, 0.2])) == 1200.0  # no wall_time logged

@@ -284,9 +284,17 @@ def final_paired_rows(results: SweepResults) -> list[dict[str, Any]]:
     return rows
 
 
+def run_wall(done: dict, run: Run) -> float:
+    """Wall seconds of a finished stage: its DONE marker times only the last sweep that ran it, so a resumed
+    finetuning run is read from its metrics' `wall_time`, which its checkpoints carry across resumes."""
+    logged = _float(run.metrics[-1].get("wall_time")) if run.metrics else math.nan
+    return max(done["wall_time_s"], logged) if np.isfinite(logged) else done["wall_time_s"]
+
+
 def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
-    """What the finished stages cost, per kind: runs, wall time (total and per run), CPU time where the
-    stage recorded it, and for online finetuning the env steps per second of whole runs."""
+    """What the finished stages cost, per kind: runs, wall time (total and per run, `run_wall`), CPU time where
+    the stage recorded it (of the last sweep that ran it: a resumed run's earlier segments are not counted), and
+    for online finetuning the env steps per second of whole runs."""
     by_kind: dict[str, list[tuple[dict, Run]]] = defaultdict(list)
     for r in results.runs:
         done = markers.read_marker(r.stage.dir, markers.DONE) if r.status == "done" else None
@@ -294,10 +302,10 @@ def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
             by_kind[r.stage.kind].append((done, r))
     rows = []
     for kind, items in by_kind.items():
-        walls = [d["wall_time_s"] for d, _ in items]
+        walls = [run_wall(d, r) for d, r in items]
         cpus = [d["cpu_time_s"] for d, _ in items if d.get("cpu_time_s") is not None]
-        speeds = [_float(r.metrics[-1].get("env_steps")) / d["wall_time_s"] for d, r in items
-                  if kind == "finetune" and r.metrics and "env_steps" in r.metrics[-1] and d["wall_time_s"] > 0]
+        speeds = [_float(r.metrics[-1].get("env_steps")) / run_wall(d, r) for d, r in items
+                  if kind == "finetune" and r.metrics and "env_steps" in r.metrics[-1] and run_wall(d, r) > 0]
         rows.append({
             "kind": kind, "runs": len(items), "wall_h": sum(walls) / 3600, "wall_per_run_min": np.mean(walls) / 60,
             # CPU time only where every run recorded it (stages finished before it was recorded have none)
