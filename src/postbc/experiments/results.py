@@ -1,5 +1,5 @@
 """Read a sweep directory into tables: stage status, pretrained success, finetuning success by budget,
-paired same-seed differences between methods.
+final (many-episode) evaluations of the finetuned policies, paired same-seed differences between methods.
 
 Works on partial sweeps: stages the config plans but that have not run (or failed) appear with
 their status, and aggregates count only finished runs (`n` says how many seeds went in).
