@@ -1,9 +1,10 @@
 """Would tanh computed as 2 sigmoid(2x) - 1 speed up the SAC update? (Measured: not enough to adopt.)
 
 On this project's CPU (torch 2.13, AVX512 kernels) `torch.tanh` is several times slower than
-`torch.sigmoid`, and the DSRL networks use tanh (the reference's activation). Times, on one thread, the op alone (forward + backward on a critic layer's activations, K=2 members x
-batch 256 x width) and a whole DSRL SAC update (3 layers, LayerNorm, batch 256, obs 39, w 4x7: assembly's
-sizes) with `torch.tanh` against the sigmoid form. The variants alternate round by round and each
+`torch.sigmoid`, and the DSRL networks use tanh (the reference's activation). Times, on one thread,
+the op alone (forward + backward on a critic layer's activations, K=2 members x batch 256 x width)
+and a whole DSRL SAC update (3 layers, LayerNorm, batch 256, obs 39, w 4x7: assembly's sizes) with
+`torch.tanh` against the sigmoid form. The variants alternate round by round and each
 reports its fastest round in the thread's own CPU time, so other load on the machine is mostly
 filtered out (wall time under load inflated tanh's share several-fold in a profile).
     python benchmarks/bench_activation.py

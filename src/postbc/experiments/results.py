@@ -304,8 +304,8 @@ def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
     for kind, items in by_kind.items():
         walls = [run_wall(d, r) for d, r in items]
         cpus = [d["cpu_time_s"] for d, _ in items if d.get("cpu_time_s") is not None]
-        speeds = [_float(r.metrics[-1].get("env_steps")) / run_wall(d, r) for d, r in items
-                  if kind == "finetune" and r.metrics and "env_steps" in r.metrics[-1] and run_wall(d, r) > 0]
+        speeds = [_float(r.metrics[-1].get("env_steps")) / wall for (_, r), wall in zip(items, walls)
+                  if kind == "finetune" and r.metrics and "env_steps" in r.metrics[-1] and wall > 0]
         rows.append({
             "kind": kind, "runs": len(items), "wall_h": sum(walls) / 3600, "wall_per_run_min": np.mean(walls) / 60,
             # CPU time only where every run recorded it (stages finished before it was recorded have none)
