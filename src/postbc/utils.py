@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding, thread count, progress bars."""
+"""Small shared helpers: seeding, thread count, progress bars, CPU time."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ def show(bar, **values) -> None:
     shown = {k: f"{float(v):.3g}" for k, v in values.items() if v is not None and float(v) == float(v)}
     if shown and hasattr(bar, "set_postfix"):
         bar.set_postfix(shown, refresh=False)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (a stage's env workers, which
+    are joined when their vector env closes); a stage's or a run's cost is the difference across it."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))

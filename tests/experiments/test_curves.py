@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from postbc.experiments.plan import Stage
 from postbc.experiments.results import (Run, SweepResults, curves, final_paired_rows, final_rows, paired_rows,
-                                         run_wall, threshold_rows)
+                                         run_cpu, run_wall, threshold_rows)
 
 
 def finetune_run(seed: int, steps: list[int], success: list[float], kind: str = "finetune") -> Run:
@@ -102,3 +102,17 @@ def test_a_resumed_runs_wall_time_comes_from_its_metrics_not_from_the_last_sweep
     resumed.metrics[-1]["wall_time"] = "3000.5"  # carried across resumes by the run's checkpoints
     assert run_wall({"wall_time_s": 1200.0}, resumed) == 3000.5
     assert run_wall({"wall_time_s": 1200.0}, finetune_run(1, [0, 2000], [0.1, 0.2])) == 1200.0  # no wall_time logged
+
+
+def test_a_resumed_runs_cpu_time_is_its_logged_total_or_unknown_never_the_last_segment_alone():
+    marker = {"wall_time_s": 1200.0, "cpu_time_s": 1100.0}
+    resumed = finetune_run(0, [0, 2000], [0.1, 0.2])
+    resumed.metrics[-1].update(wall_time="3000.5", cpu_time="2900.0")  # both carried across resumes
+    assert run_cpu(marker, resumed) == 2900.0
+    resumed.metrics[-1]["cpu_time"] = ""  # a run resumed by an older version logged no cpu_time
+    assert np.isnan(run_cpu(marker, resumed))
+    whole = finetune_run(1, [0, 2000], [0.1, 0.2])
+    whole.metrics[-1].update(wall_time="1150.0", cpu_time="1000.0")  # env workers joined at close count in the marker
+    assert run_cpu(marker, whole) == 1100.0
+    whole.metrics[-1]["cpu_time"] = ""
+    assert run_cpu(marker, whole) == 1100.0  # not resumed: the marker timed all of it

@@ -1,6 +1,8 @@
 """The shared loop with DSRL-SAC on the line task and a noise-puppet base policy (fast, no pretraining)."""
 
+import csv
 import dataclasses
+import json
 
 import numpy as np
 
@@ -13,6 +15,7 @@ from postbc.finetune.command import run
 from postbc.finetune.config import FinetuneConfig, SACConfig
 from postbc.io.checkpoint import load_checkpoint
 from postbc.io.runs import read_metrics
+from postbc.utils import cpu_seconds
 
 from .conftest import NoisePuppet
 
@@ -81,14 +84,40 @@ def test_resume_after_kill_continues_the_curve(tmp_path, line_spec):
     assert [int(r["env_steps"]) // 200 for r in read_metrics(out)] == [0, 1, 2, 3]
     _, meta = load_checkpoint(out / "checkpoints" / "last")
     assert 400 <= meta["env_steps"] < 600 and meta["algo"]["replay"]["size"] > 0
-    replay_at_kill = meta["algo"]["replay"]["size"]
+    replay_at_kill, cpu_at_kill = meta["algo"]["replay"]["size"], meta["cpu_time"]
+    cpu0 = cpu_seconds()
     run(cfg, base=NoisePuppet(), spec=line_spec)
+    resumed_segment = cpu_seconds() - cpu0
     steps = [int(r["env_steps"]) for r in read_metrics(out)]
     assert steps == sorted(set(steps)) and steps[-1] >= 1200
     assert len(steps) == 7  # 0, ~200, ..., ~1200, no duplicates
     _, meta = load_checkpoint(out / "checkpoints" / "last")
     assert meta["algo"]["replay"]["size"] > replay_at_kill  # the buffer was carried over, not restarted
     assert int(read_metrics(out)[-1]["updates"]) == meta["updates"]
+    cpu = [float(r["cpu_time"]) for r in read_metrics(out)]
+    assert cpu == sorted(cpu) and cpu_at_kill > 0
+    assert cpu[-1] > resumed_segment and cpu[-1] >= cpu_at_kill  # the whole run's CPU, not the last segment's
+
+
+def test_a_run_killed_by_an_older_version_resumes_with_its_columns_and_an_unknown_cpu_time(tmp_path, line_spec):
+    """Runs started before `cpu_time` was logged (a grid part-way) must resume: no new column, CPU time NaN."""
+    out = tmp_path / "run"
+    cfg = _cfg(out, steps=1200, eval_every=200, checkpoint_every=400)
+    run(cfg, base=NoisePuppet(), spec=line_spec, stop_at=700)
+    rows = read_metrics(out)
+    old_columns = [k for k in rows[0] if k != "cpu_time"]
+    with open(out / "metrics.csv", "w", newline="") as f:  # as the older version wrote them
+        w = csv.DictWriter(f, fieldnames=old_columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    meta_path = out / "checkpoints" / "last.json"
+    record = json.loads(meta_path.read_text())
+    del record["meta"]["cpu_time"]
+    meta_path.write_text(json.dumps(record))
+    run(cfg, base=NoisePuppet(), spec=line_spec)
+    rows = read_metrics(out)
+    assert list(rows[0]) == old_columns and int(rows[-1]["env_steps"]) >= 1200
+    assert np.isnan(load_checkpoint(out / "checkpoints" / "last")[1]["cpu_time"])
 
 
 def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, line_spec, monkeypatch):

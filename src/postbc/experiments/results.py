@@ -287,14 +287,31 @@ def final_paired_rows(results: SweepResults) -> list[dict[str, Any]]:
 def run_wall(done: dict, run: Run) -> float:
     """Wall seconds of a finished stage: its DONE marker times only the last sweep that ran it, so a resumed
     finetuning run is read from its metrics' `wall_time`, which its checkpoints carry across resumes."""
-    logged = _float(run.metrics[-1].get("wall_time")) if run.metrics else math.nan
+    logged = _last_logged(run, "wall_time")
     return max(done["wall_time_s"], logged) if np.isfinite(logged) else done["wall_time_s"]
 
 
+def run_cpu(done: dict, run: Run) -> float:
+    """CPU seconds of a finished stage: its metrics' `cpu_time` where the run logs one (carried across resumes;
+    the DONE marker's can be larger, as it also counts env workers joined at the end), else the marker's if it
+    timed the whole run, NaN for a resumed run that logged none (its earlier segments are unknown)."""
+    marker = done.get("cpu_time_s")
+    logged = _last_logged(run, "cpu_time")
+    if np.isfinite(logged):
+        return max(marker or 0.0, logged)
+    if marker is None or _last_logged(run, "wall_time") > done["wall_time_s"]:  # resumed: the marker saw a segment
+        return math.nan
+    return marker
+
+
+def _last_logged(run: Run, key: str) -> float:
+    return _float(run.metrics[-1].get(key)) if run.metrics else math.nan
+
+
 def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
-    """What the finished stages cost, per kind: runs, wall time (total and per run, `run_wall`), CPU time where
-    the stage recorded it (of the last sweep that ran it: a resumed run's earlier segments are not counted), and
-    for online finetuning the env steps per second of whole runs."""
+    """What the finished stages cost, per kind: runs, wall time (total and per run, `run_wall`), CPU time
+    (`run_cpu`: the total where every run's is known, the mean over those known and how many they are), and for
+    online finetuning the env steps per second of whole runs."""
     by_kind: dict[str, list[tuple[dict, Run]]] = defaultdict(list)
     for r in results.runs:
         done = markers.read_marker(r.stage.dir, markers.DONE) if r.status == "done" else None
@@ -303,13 +320,13 @@ def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
     rows = []
     for kind, items in by_kind.items():
         walls = [run_wall(d, r) for d, r in items]
-        cpus = [d["cpu_time_s"] for d, _ in items if d.get("cpu_time_s") is not None]
+        cpus = [c for c in (run_cpu(d, r) for d, r in items) if np.isfinite(c)]
         speeds = [_float(r.metrics[-1].get("env_steps")) / wall for (_, r), wall in zip(items, walls)
                   if kind == "finetune" and r.metrics and "env_steps" in r.metrics[-1] and wall > 0]
         rows.append({
             "kind": kind, "runs": len(items), "wall_h": sum(walls) / 3600, "wall_per_run_min": np.mean(walls) / 60,
-            # CPU time only where every run recorded it (stages finished before it was recorded have none)
             "cpu_h": sum(cpus) / 3600 if len(cpus) == len(items) else math.nan,
+            "cpu_per_run_h": np.mean(cpus) / 3600 if cpus else math.nan, "cpu_runs": len(cpus),
             "env_steps_per_s": float(np.mean(speeds)) if speeds else math.nan,
         })
     return rows

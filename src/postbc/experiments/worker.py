@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 from postbc.experiments import markers
 from postbc.experiments.plan import Stage
+from postbc.utils import cpu_seconds
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -122,14 +123,6 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
         markers.write_done(stage.dir, {**record, "wall_time_s": wall, "cpu_time_s": cpu, "finished_at": time.time()})
         return {"name": stage.name, "status": "done", "error": None, "wall_time_s": wall, "cpu_time_s": cpu}
 
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and of its finished children (a stage's env workers, which
-    are joined when its vector env closes); a stage's cost is the difference across it."""
-    import resource
-
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _build_config(cls: type, options: dict[str, Any]) -> Any:

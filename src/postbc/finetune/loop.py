@@ -16,7 +16,9 @@ itself (`pretrained_*` columns), with the same episode seeds: every curve starts
 
 Resume: `checkpoints/last` (`postbc.io.resume.RunCheckpoint`) holds the algorithm state (networks,
 optimizers, replay), RNG states and counters; a restarted run loads it, drops metrics rows written
-after it, and continues.
+after it, and continues. `wall_time` and `cpu_time` (of the training process and its joined
+children: env worker processes count once they are closed) are carried across resumes, so the
+last row says what the whole run cost.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from postbc.finetune.chunk_env import ChunkEnv, ChunkStep
 from postbc.io.checkpoint import save_checkpoint
 from postbc.io.resume import RunCheckpoint
 from postbc.io.runs import MetricsLogger
-from postbc.utils import progress, show
+from postbc.utils import cpu_seconds, progress, show
 
 ENV_SEED_STREAM = 2
 EVAL_SEED_STREAM = 3
@@ -73,32 +75,38 @@ class Trainer:
         self.ckpt = self.out / "checkpoints" / "last"
         self.checkpoint = RunCheckpoint(self.ckpt, compat, np_rng=algo.np_rng)
 
-    def _save(self, env_steps: int, updates: int, wall: float, crashes: int) -> None:
+    def _save(self, env_steps: int, updates: int, wall: float, cpu: float, crashes: int) -> None:
         tensors, algo_meta = self.algo.state()
-        self.checkpoint.save(tensors, {"env_steps": env_steps, "updates": updates, "wall_time": wall,
+        self.checkpoint.save(tensors, {"env_steps": env_steps, "updates": updates, "wall_time": wall, "cpu_time": cpu,
                                        "env_crashes": crashes, "algo": algo_meta}, where=f"env step {env_steps}")
 
-    def _load(self) -> tuple[int, int, float, int]:
+    def _load(self) -> tuple[int, int, float, float, int]:
+        """The checkpoint's counters; `cpu_time` is NaN (unknown, not 0) for checkpoints written before it was kept."""
         tensors, meta = self.checkpoint.load()
         self.algo.load_state(tensors, meta["algo"])
-        return meta["env_steps"], meta["updates"], meta["wall_time"], meta["env_crashes"]
+        return (meta["env_steps"], meta["updates"], meta["wall_time"], meta.get("cpu_time", math.nan),
+                meta["env_crashes"])
 
     def run(self, resuming: bool, stop_at: int | None = None) -> dict[str, float]:
         """Train to `steps` env steps. `stop_at` ends the process-equivalent of a kill (tests only)."""
         env_steps = updates = crashes = 0
-        wall0 = 0.0
+        wall0 = cpu0 = 0.0
         loaded = resuming and self.checkpoint.exists()
         if loaded:
-            env_steps, updates, wall0, crashes = self._load()
-        logger = MetricsLogger(self.out, step_key="env_steps", resume_step=env_steps if loaded else None)
+            env_steps, updates, wall0, cpu0, crashes = self._load()
+        # a run resumed from an older version's metrics.csv keeps its columns (without cpu_time)
+        logger = MetricsLogger(self.out, step_key="env_steps", resume_step=env_steps if loaded else None,
+                               keep_old_header=loaded)
         env = ChunkEnv(self.spec, self.num_envs, self.chunk, episode_seed(self.seed, env_steps, ENV_SEED_STREAM),
                        self.algo.reward_kind, self.backend, getattr(self.algo, "episode_end", "success"))
         t0 = time.perf_counter() - wall0
+        cpu_start = cpu_seconds() - cpu0  # like wall_time, CPU time is carried across resumes
         acc: dict[str, list[torch.Tensor]] = defaultdict(list)
         finished: list[bool] = []
         last = {}
         if env_steps == 0:
-            last = self._log(logger, 0, updates, time.perf_counter() - t0, finished, acc, crashes)
+            last = self._log(logger, 0, updates, time.perf_counter() - t0, cpu_seconds() - cpu_start, finished, acc,
+                             crashes)
         next_eval = (env_steps // self.eval_every + 1) * self.eval_every
         next_ckpt = (env_steps // self.checkpoint_every + 1) * self.checkpoint_every
         bar = progress(range(self.steps), desc=f"finetune {self.spec.name}", total=self.steps, quiet=self.quiet)
@@ -133,14 +141,15 @@ class Trainer:
                     return last
                 done = env_steps >= self.steps
                 if env_steps >= next_eval or done:
-                    last = self._log(logger, env_steps, updates, time.perf_counter() - t0, finished, acc,
-                                     crashes + env.crashes)
+                    last = self._log(logger, env_steps, updates, time.perf_counter() - t0, cpu_seconds() - cpu_start,
+                                     finished, acc, crashes + env.crashes)
                     show(bar, success=last["eval_success"], critic_loss=last.get("critic_loss"),
                          value_loss=last.get("value_loss"))
                     finished, acc = [], defaultdict(list)
                     next_eval = (env_steps // self.eval_every + 1) * self.eval_every
                 if env_steps >= next_ckpt or done:
-                    self._save(env_steps, updates, time.perf_counter() - t0, crashes + env.crashes)
+                    self._save(env_steps, updates, time.perf_counter() - t0, cpu_seconds() - cpu_start,
+                               crashes + env.crashes)
                     next_ckpt = (env_steps // self.checkpoint_every + 1) * self.checkpoint_every
         finally:
             env.close()
@@ -153,13 +162,13 @@ class Trainer:
         return evaluate(policy, self.spec, self.eval_episodes, seed=episode_seed(self.seed, 0, EVAL_SEED_STREAM),
                         num_envs=self.num_envs, backend=self.backend, quiet=True)
 
-    def _log(self, logger, env_steps, updates, wall, finished, acc, crashes) -> dict[str, float]:
+    def _log(self, logger, env_steps, updates, wall, cpu, finished, acc, crashes) -> dict[str, float]:
         policies = self.algo.eval_policies() if hasattr(self.algo, "eval_policies") else {"eval": self.algo.eval_policy()}
         if self.pretrained is not None and env_steps == 0:  # later rows leave the pretrained_* columns empty
             policies["pretrained"] = self.pretrained
         results = {prefix: self._evaluate(policy) for prefix, policy in policies.items()}
         row: dict[str, Any] = {
-            "env_steps": env_steps, "wall_time": wall, "updates": updates,
+            "env_steps": env_steps, "wall_time": wall, "cpu_time": cpu, "updates": updates,
             "train_success": float(np.mean(finished)) if finished else math.nan, "train_episodes": len(finished),
             "eval_length": results["eval"].mean_length, "env_crashes": crashes,
         }
