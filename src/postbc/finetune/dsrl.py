@@ -89,6 +89,16 @@ def td_batch(batch: dict[str, torch.Tensor], cfg: SACConfig) -> dict[str, torch.
     return batch
 
 
+def ready_to_learn(replay: ReplayBuffer, scaler: ObsScaler, cfg: SACConfig, env_steps: int) -> bool:
+    """Whether the warm-up is over and a batch is stored; the first time it is, the observation scaler is fitted
+    (to the warm-up rollouts under obs_range warmup)."""
+    if env_steps < cfg.warmup_steps or len(replay) < cfg.batch_size:
+        return False
+    if not scaler.is_fitted:
+        fit_from_replay(scaler, replay)
+    return True
+
+
 def warmup_noise(n: int, dim: int, cfg: SACConfig, rng: np.random.Generator) -> torch.Tensor:
     """`cfg.warmup_noise`'s draw: standard noise, or (radial) standard noise shrunk by u ~ U(0, 1) per row."""
     w = standard_noise(n, dim, cfg.action_magnitude, rng)
@@ -167,10 +177,8 @@ class DSRL:
         store_transitions(self.replay, seen, w, step, next_obs=self.features(step.next_obs))
 
     def update(self, env_steps: int) -> dict[str, torch.Tensor]:
-        if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
+        if not ready_to_learn(self.replay, self.scale_obs, self.cfg, env_steps):
             return {}
-        if not self.scale_obs.is_fitted:
-            fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
             batch = td_batch(self.replay.sample(self.cfg.batch_size, device=self.device), self.cfg)
             batch["obs"], batch["next_obs"] = self.scale_obs(batch["obs"]), self.scale_obs(batch["next_obs"])

@@ -25,10 +25,10 @@ from torch import nn
 
 from postbc.finetune.base import SteeredPolicy, base_actions
 from postbc.finetune.config import SACConfig
-from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, scaler_state, steered_policy,
-                                  store_transitions, td_batch, transition_fields, warmup_noise)
+from postbc.finetune.dsrl import (choose_noise, eval_policies, noise_actor, ready_to_learn, scaler_state,
+                                  steered_policy, store_transitions, td_batch, transition_fields, warmup_noise)
 from postbc.finetune.networks import Critic, bf16_autocast
-from postbc.finetune.obs_scaling import fit_from_replay, initial_scaler, legacy_scaler
+from postbc.finetune.obs_scaling import initial_scaler, legacy_scaler
 from postbc.finetune.replay import ReplayBuffer
 from postbc.finetune.chunk_env import ChunkStep
 from postbc.finetune.sac import actor_loss, critic_loss, make_adam, polyak, soft_td_target, temperature_loss
@@ -77,10 +77,8 @@ class DSRLNA(nn.Module):
         store_transitions(self.replay, obs, chunk, step)
 
     def update(self, env_steps: int) -> dict[str, torch.Tensor]:
-        if env_steps < self.cfg.warmup_steps or len(self.replay) < self.cfg.batch_size:
+        if not ready_to_learn(self.replay, self.scale_obs, self.cfg, env_steps):
             return {}
-        if not self.scale_obs.is_fitted:
-            fit_from_replay(self.scale_obs, self.replay)
         for _ in range(self.cfg.utd):
             metrics = self.gradient_step(**td_batch(self.replay.sample(self.cfg.batch_size, device=self.device), self.cfg))
         for _ in range(self.cfg.noise_critic_steps):
