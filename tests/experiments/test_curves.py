@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from postbc.experiments.plan import Stage
 from postbc.experiments.results import (Run, SweepResults, curves, final_paired_rows, final_rows, paired_rows,
-                                         run_cpu, run_wall, threshold_rows)
+                                         run_cpu, run_wall, signal_curves, threshold_rows)
 
 
 def finetune_run(seed: int, steps: list[int], success: list[float], kind: str = "finetune") -> Run:
@@ -116,3 +116,16 @@ def test_a_resumed_runs_cpu_time_is_its_logged_total_or_unknown_never_the_last_s
     assert run_cpu(marker, whole) == 1100.0
     whole.metrics[-1]["cpu_time"] = ""
     assert run_cpu(marker, whole) == 1100.0  # not resumed: the marker timed all of it
+
+
+def test_training_signals_keep_each_runs_logged_points_and_skip_rows_without_them():
+    a, b = finetune_run(0, [0, 2000, 4000], [0.1, 0.2, 0.3]), finetune_run(1, [0, 2000], [0.1, 0.4])
+    a.metrics[2].update(q_mean="12.5", alpha="0.3")  # the 2000 row (row 1 is the training-only row at 1500)
+    a.metrics[3].update(q_mean="-3.0", alpha="", train_success="0.5")
+    b.metrics[2].update(q_mean="7.0")
+    group = signal_curves(SweepResults(Path("/nowhere"), config=None, runs=[a, b]))[("toy", 5, "dsrl")]
+    assert group["signals"] == ["train_success", "q_mean", "alpha"] and group["x_key"] == "env_steps"
+    x, y = group["runs"][("postbc", 0)]["q_mean"]
+    assert x.tolist() == [2000.0, 4000.0] and y.tolist() == [12.5, -3.0]
+    assert group["runs"][("postbc", 0)]["alpha"][0].tolist() == [2000.0]  # the empty alpha at 4000 is left out
+    assert set(group["runs"][("postbc", 1)]) == {"q_mean"}

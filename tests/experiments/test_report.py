@@ -28,7 +28,7 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     assert regions == {(m, "pretrained", s) for m in ("bc", "postbc") for s in ("pocket", "common")} | \
         {("bc", "dsrl", "pocket"), ("bc", "dsrl", "common")}
     assert "Toy: success by start region" in page
-    assert page.count("data:image/png;base64,") == 4  # bars, curves, ensemble std, action density
+    assert page.count("data:image/png;base64,") == 5  # bars, curves, training signals, ensemble std, action density
     assert "RuntimeError: boom" in page and "missing" in page
     with open(report / "pretrained_success.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
@@ -40,6 +40,7 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     with open(report / "steps_to_threshold.csv") as f:
         assert {(r["method"], r["threshold"]) for r in csv.DictReader(f)} == {("bc", "0.5"), ("bc", "0.9")}
     assert "Steps to a success threshold" in page
+    assert "Training signals" in page and (report / "signals_toy_d4_dsrl.png").exists()
     assert "no seed finished by both methods of a pair yet" in page  # postbc's only run failed
     assert (report / "paired_differences.md").read_text() == "(no finished runs)\n"
     with open(report / "final_success.csv") as f:  # the finished finetuned policy, on 8 episodes

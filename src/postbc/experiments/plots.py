@@ -1,4 +1,4 @@
-"""Matplotlib figures of a sweep (Agg backend, PNG): success curves and pretrained success bars."""
+"""Matplotlib figures of a sweep (Agg backend, PNG): success curves, training signals and pretrained success bars."""
 
 from __future__ import annotations
 
@@ -41,6 +41,44 @@ def success_curves(curve_map: dict[tuple, dict[str, Any]], out_dir: Path) -> lis
             ax.legend(fontsize=8, title="step 0: pretrained policy\nthen: served policy", title_fontsize=7)
         axes[0][0].set_ylabel("success rate (mean, 95% CI over seeds)")
         paths.append(save(fig, Path(out_dir) / f"curves_{task}_d{demos}.png"))
+    return paths
+
+
+# Where a signal has a bound the algorithm's reward implies, the figure draws it.
+SIGNAL_BOUNDS = {("dsrl", "q_mean"): (0.0, "0: the most a -1 / 0 reward returns"),
+                 ("dsrl_na", "q_mean"): (0.0, "0: the most a -1 / 0 reward returns")}
+
+
+def training_signals(signal_map: dict[tuple, dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One figure per (task, demos, algo): a panel per logged training signal, a thin line per run (colour: method),
+    since seeds differ in what their critics and temperatures do."""
+    paths = []
+    for (task, demos, algo), group in sorted(signal_map.items()):
+        names = group["signals"]
+        if not names:
+            continue
+        cols = min(3, len(names))
+        rows = -(-len(names) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.0 * rows), squeeze=False)
+        for ax in axes.flat[len(names):]:
+            ax.set_visible(False)
+        for ax, name in zip(axes.flat, names):
+            labelled = set()
+            for (method, seed), signals in sorted(group["runs"].items()):
+                if name in signals:
+                    x, y = signals[name]
+                    ax.plot(x, y, color=METHOD_COLORS.get(method), lw=1, alpha=0.8, marker=".", ms=3,
+                            label=method if method not in labelled else None)
+                    labelled.add(method)
+            bound = SIGNAL_BOUNDS.get((algo, name))
+            if bound is not None:
+                ax.axhline(bound[0], color="black", lw=0.8, ls="--", label=bound[1])
+            ax.set_title(name.replace("_", " "), fontsize=9)
+            ax.set_xlabel(group["x_key"].replace("_", " "))
+            ax.legend(fontsize=6)
+        fig.suptitle(f"{task}, {demos} demos, {algo}: training signals, one line per run (mean over each logging "
+                     "interval)", fontsize=9)
+        paths.append(save(fig, Path(out_dir) / f"signals_{task}_d{demos}_{algo}.png"))
     return paths
 
 

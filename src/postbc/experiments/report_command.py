@@ -114,6 +114,7 @@ def run(cfg: ReportConfig) -> Path:
         write_table(per_task, cfg.out / "pretrained_success_per_task")
 
     curve_pngs = plots.success_curves(curve_map, cfg.out)
+    signal_pngs = plots.training_signals(res.signal_curves(results), cfg.out)
     bars = plots.pretrained_bars([r for r in pretrained if r["n"]], cfg.out)
     coverage_pngs = coverage_figures(results, cfg) if cfg.coverage else []
     regions = toy_region_rows(results, cfg)
@@ -129,6 +130,9 @@ def run(cfg: ReportConfig) -> Path:
            [html.table_html(per_task)])] if per_task else []) + [
         ("Finetuning success", "Evaluation success vs. env steps (Best-of-N: IQL updates); mean line, 95% band across seeds.",
          [html.table_html(budget)] + [html.image_html(p) for p in curve_pngs]),
+        ("Training signals", "What each finished finetuning run logged about its own learning (training episodes' "
+         "success, the critic's mean value, temperature, entropy, losses), one line per run: why a run moved or did not.",
+         [html.image_html(p) for p in signal_pngs] or ["<p><em>no finished finetuning run yet</em></p>"]),
         ("Paired differences", "Same-seed differences of finetuning success, PostBC - BC and PostBC - sigma-BC "
          "(budget 0: the pretrained policies); gain_diff: the difference of the gains since budget 0. Mean and "
          "Student-t 95% interval over the seeds both methods finished.",

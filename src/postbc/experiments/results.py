@@ -141,6 +141,31 @@ def seed_curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
     return out
 
 
+# What a finetuning run logs about its own learning, in the order the report plots them (those a run has).
+TRAINING_SIGNALS = ("train_success", "q_mean", "alpha", "entropy", "critic_loss", "noise_critic_loss",
+                    "value_loss", "approx_kl", "clip_fraction", "explained_variance")
+
+
+def signal_curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
+    """(task, demos, algo) -> {x_key, signals: [names], runs: {(method, seed): {signal: (x, y)}}} of every finished
+    finetuning run: the logged `TRAINING_SIGNALS` (each at the rows where it is finite), for the report's
+    training-signal figures (why a run moved or did not: its critic's values, temperature, entropy, train success)."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in results.of_kind("finetune"):
+        p = r.stage.params
+        xk = x_key(r.metrics)
+        group = out.setdefault((p["task"], p["demos"], p["algo"]), {"x_key": xk, "signals": [], "runs": {}})
+        run_signals = {}
+        for name in TRAINING_SIGNALS:
+            points = [(_float(row[xk]), _float(row.get(name))) for row in r.metrics]
+            points = [(x, y) for x, y in points if np.isfinite(y)]
+            if points:
+                run_signals[name] = (np.array([x for x, _ in points]), np.array([y for _, y in points]))
+        group["runs"][(p["method"], int(p["seed"]))] = run_signals
+        group["signals"] = [n for n in TRAINING_SIGNALS if n in run_signals or n in group["signals"]]
+    return out
+
+
 def curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
     """(task, demos, algo, method) -> {x_key, x, mean, low, high, n}: eval success across seeds.
 
