@@ -4,7 +4,8 @@ Reads the run's last checkpoint (networks and replay) and prints, per chunk posi
 episode, the mean real discounted return (`mc`), the critic's value of the replay's actions
 (`q_data`) and of the current actor's (`q_actor`); `postbc.finetune.critic_returns` says how.
 For runs to the horizon it also prints how often the task stayed solved after it was first solved
-(`solved_after_success`). Needs a run whose replay has not wrapped and whose envs never crashed. Example:
+(`solved_after_success`), and the same comparison per replay segment (warm-up, then the actor's chunks).
+Needs a run whose replay has not wrapped and whose envs never crashed. Example:
 
     python benchmarks/critic_vs_returns.py runs/dev/lift_dsrl_b
 """
@@ -48,12 +49,31 @@ def main() -> None:
         print(f"| {lo}-{hi - 1} | {m.sum()} | {mc[m].mean():.1f} | {q_data[m].mean():.1f} | {q_actor[m].mean():.1f} |")
     m = pos == last
     print(f"| {last} (terminal) | {m.sum()} | {mc[m].mean():.1f} | {q_data[m].mean():.1f} | {q_actor[m].mean():.1f} |")
+    print_by_segment(algo, cfg, meta, mc, q_data, q_actor)
     if cfg.sac.episode_end == "horizon":
         data = algo.replay.all()
         held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk)
         print(f"after success: {held['succeeded']} of {held['episodes']} training episodes were solved at some step; "
               f"{held['unsolved_after_success']:.0%} of their later steps were unsolved again, and "
               f"{held['held_to_horizon']} stayed solved to the horizon")
+
+
+def print_by_segment(algo, cfg, meta, mc, q_data, q_actor) -> None:
+    """The same comparison per replay segment (the warm-up's chunks, then the first and second half of the
+    actor's), with the stored noise's mean norm: is the critic wrong only where the actor went, or everywhere?"""
+    n = len(mc)
+    chunk = algo.replay.all()["action"].reshape(n, -1)
+    warm = min(n, cfg.sac.warmup_steps * n // max(1, int(meta["env_steps"])))  # transitions stored in the warm-up
+    half = warm + (n - warm) // 2
+    norm = chunk.norm(dim=1).numpy()
+    print("| replay segment | transitions | mean norm of the stored action | mc | q_data | q_data - mc | corr |")
+    print("|---|---|---|---|---|---|---|")
+    for name, lo, hi in (("warm-up", 0, warm), ("actor, first half", warm, half), ("actor, second half", half, n)):
+        if hi - lo < 2:
+            continue
+        sl = slice(lo, hi)
+        print(f"| {name} | {hi - lo} | {norm[sl].mean():.2f} | {mc[sl].mean():.1f} | {q_data[sl].mean():.1f} | "
+              f"{np.mean(q_data[sl] - mc[sl]):+.1f} | {np.corrcoef(q_data[sl], mc[sl])[0, 1]:.2f} |")
 
 
 if __name__ == "__main__":
