@@ -50,3 +50,13 @@ def test_interval_helpers_match_the_estimates():
     m, lo, hi = mean_interval([1.0, 2.0, 3.0])
     assert m == 2.0 and lo < 2.0 < hi
     assert mean_interval([5.0]) == (5.0, 5.0, 5.0)
+
+
+def test_paired_p_value_matches_a_one_sample_t_test_by_hand():
+    from postbc.stats import paired_p_value
+
+    d = np.array([0.095, 0.005, 0.225, 0.220, 0.150])  # the assembly claims grid's PostBC - BC
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
+    assert abs(t - 3.3727) < 1e-3
+    assert abs(paired_p_value(d) - 0.02797) < 1e-4  # two-sided, 4 degrees of freedom
+    assert np.isnan(paired_p_value([0.1])) and paired_p_value([0.2, 0.2]) == 0.0 and paired_p_value([0, 0]) == 1.0

@@ -101,3 +101,14 @@ def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float
         return (float(x[0]),) * 3
     est = mean(x, confidence)
     return (est.value, est.low, est.high)
+
+
+def paired_p_value(differences) -> float:
+    """Two-sided p-value of a one-sample t-test that the mean of same-seed differences is 0 (NaN below 2
+    values; identical values give 0 if they are not 0, else 1)."""
+    x = np.asarray(differences, dtype=np.float64).ravel()
+    if x.size < 2:
+        return math.nan
+    if np.ptp(x) == 0:
+        return 0.0 if x[0] != 0 else 1.0
+    return float(stats.ttest_1samp(x, 0.0).pvalue)

@@ -95,6 +95,7 @@ def test_final_evaluations_are_paired_by_seed_and_gain_over_the_same_seeds_pretr
     assert (pair["comparison"], pair["n"], pair["seeds"]) == ("postbc - bc", 2, "s0:+0.30 s1:+0.10")
     np.testing.assert_allclose([pair["diff"], pair["gain_diff"]], [0.2, 0.15])  # gains 0.6 / 0.4 against 0.4 / 0.3
     assert pair["diff_low"] < 0.2 < pair["diff_high"]
+    assert abs(pair["p"] - 0.2952) < 1e-3  # diffs 0.3 and 0.1: t = 2 with 1 degree of freedom (Cauchy: 1 - 2 atan(2) / pi)
 
 
 def test_a_resumed_runs_wall_time_comes_from_its_metrics_not_from_the_last_sweeps_marker():

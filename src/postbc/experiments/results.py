@@ -20,7 +20,7 @@ from postbc.experiments import markers
 from postbc.experiments.config import SweepConfig, parse_sweep_config
 from postbc.experiments.plan import Stage, plan_sweep
 from postbc.io.runs import read_metrics
-from postbc.stats import mean_interval
+from postbc.stats import mean_interval, paired_p_value
 
 
 @dataclasses.dataclass
@@ -264,10 +264,11 @@ def paired_rows(results: SweepResults, points: int = 4) -> list[dict[str, Any]]:
 
 
 def _paired(a: np.ndarray, b: np.ndarray, a_start: np.ndarray, b_start: np.ndarray) -> dict[str, float]:
-    """Mean and t-interval of the same-seed differences a - b, and of the differences of their gains since the start."""
+    """Mean, t-interval and two-sided paired t-test p of the same-seed differences a - b, and mean and t-interval of
+    the differences of their gains since the start."""
     diff = mean_interval(a - b)
     gain = mean_interval((a - a_start) - (b - b_start))
-    return {"diff": diff[0], "diff_low": diff[1], "diff_high": diff[2],
+    return {"diff": diff[0], "diff_low": diff[1], "diff_high": diff[2], "p": paired_p_value(a - b),
             "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2]}
 
 
