@@ -134,8 +134,8 @@ def run(cfg: ReportConfig) -> Path:
          "success, the critic's mean value, temperature, entropy, losses), one line per run: why a run moved or did not.",
          [html.image_html(p) for p in signal_pngs] or ["<p><em>no finished finetuning run yet</em></p>"]),
         ("Paired differences", "Same-seed differences of finetuning success, PostBC - BC and PostBC - sigma-BC "
-         "(budget 0: the pretrained policies); gain_diff: the difference of the gains since budget 0. Mean and "
-         "Student-t 95% interval over the seeds both methods finished.",
+         "(budget 0: the pretrained policies); gain_diff: the difference of the gains since budget 0. Mean, "
+         "Student-t 95% interval and paired t-test p (two-sided) over the seeds both methods finished.",
          [html.table_html(paired) if paired else "<p><em>no seed finished by both methods of a pair yet</em></p>"]),
         ("Steps to a success threshold", "Per seed, the first evaluation at or above each threshold (0: the "
          "pretrained policy already was); the median counts a seed that never got there as infinitely slow.",
