@@ -124,7 +124,6 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
         return {"name": stage.name, "status": "done", "error": None, "wall_time_s": wall, "cpu_time_s": cpu}
 
 
-
 def _build_config(cls: type, options: dict[str, Any]) -> Any:
     from postbc.io.config import from_jsonable
 
