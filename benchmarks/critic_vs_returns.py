@@ -49,23 +49,22 @@ def main() -> None:
         print(f"| {lo}-{hi - 1} | {m.sum()} | {mc[m].mean():.1f} | {q_data[m].mean():.1f} | {q_actor[m].mean():.1f} |")
     m = pos == last
     print(f"| {last} (terminal) | {m.sum()} | {mc[m].mean():.1f} | {q_data[m].mean():.1f} | {q_actor[m].mean():.1f} |")
-    print_by_segment(algo, cfg, meta, mc, q_data, q_actor)
+    data = algo.replay.all()
+    print_by_segment(data["action"], cfg.sac.warmup_steps, int(meta["env_steps"]), mc, q_data)
     if cfg.sac.episode_end == "horizon":
-        data = algo.replay.all()
         held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk)
         print(f"after success: {held['succeeded']} of {held['episodes']} training episodes were solved at some step; "
               f"{held['unsolved_after_success']:.0%} of their later steps were unsolved again, and "
               f"{held['held_to_horizon']} stayed solved to the horizon")
 
 
-def print_by_segment(algo, cfg, meta, mc, q_data, q_actor) -> None:
+def print_by_segment(actions: torch.Tensor, warmup_steps: int, env_steps: int, mc, q_data) -> None:
     """The same comparison per replay segment (the warm-up's chunks, then the first and second half of the
     actor's), with the stored noise's mean norm: is the critic wrong only where the actor went, or everywhere?"""
     n = len(mc)
-    chunk = algo.replay.all()["action"].reshape(n, -1)
-    warm = min(n, cfg.sac.warmup_steps * n // max(1, int(meta["env_steps"])))  # transitions stored in the warm-up
+    warm = min(n, warmup_steps * n // max(1, env_steps))  # transitions stored in the warm-up
     half = warm + (n - warm) // 2
-    norm = chunk.norm(dim=1).numpy()
+    norm = actions.reshape(n, -1).norm(dim=1).numpy()
     print("| replay segment | transitions | mean norm of the stored action | mc | q_data | q_data - mc | corr |")
     print("|---|---|---|---|---|---|---|")
     for name, lo, hi in (("warm-up", 0, warm), ("actor, first half", warm, half), ("actor, second half", half, n)):

@@ -81,3 +81,13 @@ def test_a_run_resumed_from_an_older_header_keeps_it_and_drops_the_new_columns(t
     fresh.log({"step": 0, "loss": 1.0})
     with pytest.raises(ValueError, match="were not in the first row"):
         fresh.log({"step": 1, "new": 1})
+
+
+def test_a_run_that_starts_over_drops_an_older_files_header_with_its_rows(tmp_path):
+    """Killed before its first checkpoint under an older version, a run restarts from step 0 with today's columns."""
+    log = MetricsLogger(tmp_path, tensorboard=False)
+    log.log({"step": 0, "loss": 1.0})
+    log.close()
+    restarted = MetricsLogger(tmp_path, tensorboard=False)
+    restarted.log({"step": 0, "loss": 1.0, "cpu_time": 0.5})
+    assert read_metrics(tmp_path) == [{"step": "0", "loss": "1", "cpu_time": "0.5"}]

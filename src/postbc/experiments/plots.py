@@ -45,8 +45,8 @@ def success_curves(curve_map: dict[tuple, dict[str, Any]], out_dir: Path) -> lis
 
 
 # Where a signal has a bound the algorithm's reward implies, the figure draws it.
-SIGNAL_BOUNDS = {("dsrl", "q_mean"): (0.0, "0: the most a -1 / 0 reward returns"),
-                 ("dsrl_na", "q_mean"): (0.0, "0: the most a -1 / 0 reward returns")}
+MINUS_ONE_REWARD_BOUND = (0.0, "0: the most a -1 / 0 reward returns")
+SIGNAL_BOUNDS = {("dsrl", "q_mean"): MINUS_ONE_REWARD_BOUND, ("dsrl_na", "q_mean"): MINUS_ONE_REWARD_BOUND}
 
 
 def training_signals(signal_map: dict[tuple, dict[str, Any]], out_dir: Path) -> list[Path]:

@@ -71,7 +71,8 @@ class MetricsLogger:
     Rows are keyed by `step_key`; the header is fixed by the first row written (later rows may leave
     columns empty but may not add new ones, so the CSV stays rectangular). `keep_old_header`: a run
     resumed from a metrics.csv that an older version wrote keeps that file's columns and drops the
-    row keys it lacks, instead of refusing the row.
+    row keys it lacks, instead of refusing the row. A file none of whose rows are kept (no
+    `resume_step`: the run starts over) is emptied, header included.
     """
 
     def __init__(self, run_dir: Path, *, step_key: str = "step", resume_step: int | None = None, tensorboard: bool = True,
@@ -87,6 +88,8 @@ class MetricsLogger:
                 self.fields = list(reader.fieldnames or []) or None
                 self._drop_unknown = keep_old_header and self.fields is not None
                 rows = [r for r in reader if resume_step is not None and float(r[step_key]) <= resume_step]
+            if not rows:  # a restart from scratch: an older file's header must not constrain the new rows
+                self.fields, self._drop_unknown = None, False
             self._rewrite(rows)
         self._tb = None
         if tensorboard:
