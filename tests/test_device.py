@@ -128,16 +128,18 @@ def test_gpu_sweep_places_training_stages_on_gpus_and_the_rest_on_cpu(tmp_path, 
         return Stage(name=name, kind=kind, dir=d, module="standin_stage", config_class="StandinConfig",
                      config={"out": str(d)}, params={})
 
-    stages = [stage("p0", "pretrain"), stage("p1", "pretrain"), stage("e0", "eval"), stage("f0", "finetune")]
+    # Two waves, each launched at once: which GPU a stage gets must not depend on when others finish.
+    together = [stage("p0", "pretrain"), stage("p1", "pretrain")]
+    mixed = [stage("e0", "eval"), stage("f0", "finetune")]
     backend = LocalBackend(max_workers=2, cpus_per_run=1, gpus=stage_devices(1))
     try:
-        assert run_stages(stages, backend).ok
+        assert run_stages(together, backend).ok
+        assert run_stages(mixed, backend).ok
     finally:
         backend.close()
-    placed = {s.name: (s.dir / "device.txt").read_text() for s in stages}
-    assert placed["e0"] == "cpu"
-    assert {placed["p0"], placed["p1"], placed["f0"]} <= {"cuda:0", "cuda:1"}
+    placed = {s.name: (s.dir / "device.txt").read_text() for s in together + mixed}
     assert {placed["p0"], placed["p1"]} == {"cuda:0", "cuda:1"}  # two at once go to different GPUs
+    assert placed["e0"] == "cpu" and placed["f0"] == "cuda:0"  # all idle again: the first GPU
     assert not backend.placed and set(backend.gpus.running.values()) == {0}
 
 
