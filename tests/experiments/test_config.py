@@ -31,6 +31,7 @@ def test_plan_shares_upstream_stages():
     assert final.deps == (ft.name,) and final.config["policy"] == ft.config["out"]
     assert (final.config["episodes"], final.config["seed"]) == (8, cfg.evaluate.seed)  # the pretrained evaluation's seed
     assert final.params == ft.params and kinds.count("final") == 4
+    assert final.config["stochastic_actor"]  # a DSRL run's final evaluation also runs the reference's (sampled) actor
     pretrains = [s for s in stages if s.kind == "pretrain"]
     assert {s.config["dataset"] for s in pretrains} == {"/sweep/data/toy-d4-s0/demos.hdf5"}
     # every stage comes after its dependencies

@@ -74,25 +74,31 @@ def test_paired_differences_use_only_the_seeds_both_methods_finished():
 
 
 def test_final_evaluations_are_paired_by_seed_and_gain_over_the_same_seeds_pretrained_evaluation(tmp_path):
-    def stage_run(kind, method, seed, success):
+    def stage_run(kind, method, seed, success, stochastic=None):
         params = {"task": "toy", "demos": 5, "method": method, "seed": seed, **({"algo": "dsrl"} if kind == "final" else {})}
         stage = Stage(f"{kind}/{method}-s{seed}", kind, tmp_path / kind / f"{method}-s{seed}", "m", "C", {}, params)
         stage.dir.mkdir(parents=True)
         (stage.dir / "eval.json").write_text(json.dumps({"success_rate": success}))
+        if stochastic is not None:
+            (stage.dir / "eval_stochastic.json").write_text(json.dumps({"success_rate": stochastic}))
         return Run(stage, "done", None, [])
 
     results = SweepResults(tmp_path, config=None, runs=[
         stage_run("eval", "postbc", 0, 0.3), stage_run("eval", "bc", 0, 0.2),
         stage_run("eval", "postbc", 1, 0.4), stage_run("eval", "bc", 1, 0.4),
-        stage_run("final", "postbc", 0, 0.9), stage_run("final", "bc", 0, 0.6),
-        stage_run("final", "postbc", 1, 0.8), stage_run("final", "bc", 1, 0.7),
+        stage_run("final", "postbc", 0, 0.9, stochastic=0.95), stage_run("final", "bc", 0, 0.6, stochastic=0.5),
+        stage_run("final", "postbc", 1, 0.8), stage_run("final", "bc", 1, 0.7, stochastic=0.6),
         stage_run("final", "postbc", 2, 0.1),  # no pretrained evaluation and no bc seed 2: out of the pairs and gains
     ])
-    rows = {r["method"]: r for r in final_rows(results)}
-    assert (rows["postbc"]["n"], rows["postbc"]["per_seed"]) == (3, "s0:0.900 s1:0.800 s2:0.100")
-    np.testing.assert_allclose([rows["postbc"]["mean"], rows["postbc"]["gain"], rows["bc"]["gain"]], [0.6, 0.5, 0.35])
-    (pair,) = final_paired_rows(results)
-    assert (pair["comparison"], pair["n"], pair["seeds"]) == ("postbc - bc", 2, "s0:+0.30 s1:+0.10")
+    rows = {(r["method"], r["actor"]): r for r in final_rows(results)}
+    assert (rows["postbc", "served"]["n"], rows["postbc", "served"]["per_seed"]) == (3, "s0:0.900 s1:0.800 s2:0.100")
+    np.testing.assert_allclose([rows["postbc", "served"]["mean"], rows["postbc", "served"]["gain"],
+                                rows["bc", "served"]["gain"]], [0.6, 0.5, 0.35])
+    # The stochastic actor's evaluations, where a final stage wrote them, make rows and pairs of their own.
+    assert rows["postbc", "stochastic"]["per_seed"] == "s0:0.950" and rows["bc", "stochastic"]["n"] == 2
+    pair, stochastic_pair = final_paired_rows(results)
+    assert (stochastic_pair["actor"], stochastic_pair["n"], stochastic_pair["seeds"]) == ("stochastic", 1, "s0:+0.45")
+    assert (pair["actor"], pair["comparison"], pair["n"], pair["seeds"]) == ("served", "postbc - bc", 2, "s0:+0.30 s1:+0.10")
     np.testing.assert_allclose([pair["diff"], pair["gain_diff"]], [0.2, 0.15])  # gains 0.6 / 0.4 against 0.4 / 0.3
     assert pair["diff_low"] < 0.2 < pair["diff_high"]
     assert abs(pair["p"] - 0.2952) < 1e-3  # diffs 0.3 and 0.1: t = 2 with 1 degree of freedom (Cauchy: 1 - 2 atan(2) / pi)

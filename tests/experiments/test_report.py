@@ -43,12 +43,15 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     assert "Training signals" in page and (report / "signals_toy_d4_dsrl.png").exists()
     assert "no seed finished by both methods of a pair yet" in page  # postbc's only run failed
     assert (report / "paired_differences.md").read_text() == "(no finished runs)\n"
-    with open(report / "final_success.csv") as f:  # the finished finetuned policy, on 8 episodes
-        (final,) = list(csv.DictReader(f))
-    served = main(["eval", "--checkpoint", str(out / "finetune" / "toy-d4-bc-dsrl-s0"), "--episodes", "8", "--seed", "1000",
-                   "--out", str(tmp_path / "served.json")])
-    assert served == 0 and (final["method"], final["episodes"], final["n"]) == ("bc", "8", "1")
-    assert float(final["mean"]) == json.loads((tmp_path / "served.json").read_text())["success_rate"]
+    with open(report / "final_success.csv") as f:  # the finished finetuned policy, on 8 episodes, with both actors
+        finals = {r["actor"]: r for r in csv.DictReader(f)}
+    assert set(finals) == {"served", "stochastic"}
+    for actor, final in finals.items():  # each is what `postbc eval` reports for it on the same episodes
+        option = ["--actor", "stochastic"] if actor == "stochastic" else []
+        assert main(["eval", "--checkpoint", str(out / "finetune" / "toy-d4-bc-dsrl-s0"), "--episodes", "8", "--seed",
+                     "1000", "--out", str(tmp_path / f"{actor}.json"), *option]) == 0
+        assert (final["method"], final["episodes"], final["n"]) == ("bc", "8", "1")
+        assert float(final["mean"]) == json.loads((tmp_path / f"{actor}.json").read_text())["success_rate"]
     assert "Final evaluation" in page and (report / "final_paired_differences.md").read_text() == "(no finished runs)\n"
     with open(report / "cost.csv") as f:
         cost = {r["kind"]: r for r in csv.DictReader(f)}

@@ -93,6 +93,12 @@ def test_served_dsrl_repeats_the_runs_final_evaluation(tmp_path, line_spec):
     result = _final_eval(cfg, load_finetuned_policy(cfg.out, base=NoisePuppet()), line_spec)
     assert result.success_rate == pytest.approx(float(last["eval_success"]), abs=1e-6)
     assert result.mean_length == pytest.approx(float(last["eval_length"]), rel=1e-5)
+    # The stochastic actor, served with actor="stochastic", repeats the run's eval_stochastic_ columns: evaluation's
+    # per-episode seeded noise is its eps.
+    stochastic = load_finetuned_policy(cfg.out, base=NoisePuppet(), actor="stochastic")
+    assert stochastic.takes_noise
+    result = _final_eval(cfg, stochastic, line_spec)
+    assert result.success_rate == pytest.approx(float(last["eval_stochastic_success"]), abs=1e-6)
 
 
 def test_served_dppo_matches_the_dppo_evaluation_policy(tmp_path, line_base_dir):
@@ -225,6 +231,12 @@ def test_postbc_eval_on_a_finetune_run(tmp_path, toy_base_dir, capsys, algo):
     # the command reports what evaluating the served policy computes (same seed for episodes and noise)
     direct = evaluate(load_finetuned_policy(cfg.out, seed=0), "toy", 2, seed=0, num_envs=2, backend="sync", quiet=True)
     assert result["episode_length"] == direct.episode_length and result["episode_success"] == direct.episode_success
+    stochastic = ["eval", "--checkpoint", str(cfg.out), "--episodes", "2", "--backend", "sync", "--actor", "stochastic",
+                  "--out", str(out), "--quiet"]
+    if algo.startswith("dsrl"):
+        assert main(stochastic) == 0 and json.loads(out.read_text())["actor"] == "stochastic"
+    else:  # DPPO and Best-of-N sample already: there is no actor to choose
+        assert main(stochastic) == 2 and f"is a {algo} run" in capsys.readouterr().err
 
 
 def test_postbc_eval_refusals_on_finetune_runs(tmp_path, toy_base_dir, capsys):
@@ -238,6 +250,8 @@ def test_postbc_eval_refusals_on_finetune_runs(tmp_path, toy_base_dir, capsys):
     assert "does not fit task 'lift'" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(toy_base_dir), "--base", str(toy_base_dir), "--quiet"]) == 2
     assert "--base applies to finetune run directories" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(toy_base_dir), "--actor", "stochastic", "--quiet"]) == 2
+    assert "--actor stochastic applies to DSRL / DSRL-NA finetune runs" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(cfg.out), "--base", str(toy_base_dir), "--episodes", "2", "--backend",
                  "sync", "--quiet"]) == 0
     assert "toy: success" in capsys.readouterr().out

@@ -25,7 +25,12 @@ class EvalConfig:
     """envs stepped side by side."""
     seed: int = 0
     """seed of the episodes' initial states and of the policy's sampling noise (same seed, same result;
-    DSRL / DSRL-NA policies act deterministically, DPPO and Best-of-N draw their noise from this seed)."""
+    DSRL / DSRL-NA policies act deterministically unless --actor stochastic, DPPO and Best-of-N draw their
+    noise from this seed)."""
+    actor: str = "deterministic"
+    """DSRL / DSRL-NA runs only: the noise actor that steers the base policy: deterministic (the served one,
+    w = m tanh(mu(s))) or stochastic (w sampled from the actor, its eps seeded per episode; what the
+    reference evaluates and reports)."""
     backend: str = "auto"
     """auto | async (one worker process per env) | sync (all envs in this process)."""
     device: str = "auto"
@@ -41,15 +46,17 @@ class EvalConfig:
         require_positive("episodes", self.episodes)
         require_positive("num_envs", self.num_envs)
         require_choice("backend", self.backend, ("auto", "async", "sync"))
+        require_choice("actor", self.actor, ("deterministic", "stochastic"))
         require_device_name("device", self.device)
 
 
-def load_policy(checkpoint: Path, *, base: Path | None = None, seed: int | None = None, device: str = "cpu"):
+def load_policy(checkpoint: Path, *, base: Path | None = None, seed: int | None = None, device: str = "cpu",
+                actor: str = "deterministic"):
     """The policy any postbc run directory serves, on `device` (a `--device` value, refused when absent).
 
     `checkpoint`: a pretraining run (its `PretrainedPolicy`) or a finetune / best-of-n-fit run (its
     `FinetunedPolicy`, on `base`, default: the pretrained policy recorded in its config.json; `seed`:
-    DPPO's and Best-of-N's sampling noise). Both follow `postbc.evaluation.episodes.ChunkPolicy`;
+    DPPO's and Best-of-N's sampling noise; `actor`: DSRL's, see `load_finetuned_policy`). Both follow `postbc.evaluation.episodes.ChunkPolicy`;
     `takes_noise` says whether evaluation may seed their noise.
     """
     from postbc.device import resolve_for_run
@@ -59,7 +66,10 @@ def load_policy(checkpoint: Path, *, base: Path | None = None, seed: int | None 
 
     torch_device = resolve_for_run(device)
     if is_finetune_run(checkpoint):
-        return load_finetuned_policy(checkpoint, base, seed=seed, device=torch_device)
+        return load_finetuned_policy(checkpoint, base, seed=seed, device=torch_device, actor=actor)
+    if actor != "deterministic":
+        raise PostBCError(f"--actor {actor} applies to DSRL / DSRL-NA finetune runs; {checkpoint} is a pretrained "
+                          "policy (drop --actor)")
     if base is not None:
         raise PostBCError(f"--base applies to finetune run directories; {checkpoint} is not one (drop --base to "
                           "evaluate it as a pretrained policy)")
@@ -67,7 +77,8 @@ def load_policy(checkpoint: Path, *, base: Path | None = None, seed: int | None 
 
 
 def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed: int, num_envs: int, *,
-                        backend: str = "auto", quiet: bool = False, base: Path | None = None, device: str = "cpu"):
+                        backend: str = "auto", quiet: bool = False, base: Path | None = None, device: str = "cpu",
+                        actor: str = "deterministic"):
     """Load a policy (`load_policy`), check it fits `task` (default: the one it was trained for), evaluate it.
 
     Returns (policy, task spec, EvalResult). Shared by `postbc eval`, the demo and the sweep's eval stage.
@@ -78,7 +89,7 @@ def evaluate_checkpoint(checkpoint: Path, task: str | None, episodes: int, seed:
     from postbc.errors import PostBCError
     from postbc.evaluation.episodes import evaluate
 
-    policy = load_policy(checkpoint, base=base, seed=seed, device=device)
+    policy = load_policy(checkpoint, base=base, seed=seed, device=device, actor=actor)
     task = task or (policy.env_args.get("env_kwargs") or {}).get("task") or getattr(policy, "task", None)
     if not task:
         raise PostBCError(f"checkpoint {checkpoint} does not name the task it was trained for; pass --task")
@@ -96,10 +107,11 @@ def run(cfg: EvalConfig) -> None:
     from postbc.io.atomic import atomic_write_json
 
     policy, spec, result = evaluate_checkpoint(cfg.checkpoint, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs,
-                                               backend=cfg.backend, quiet=cfg.quiet, base=cfg.base, device=cfg.device)
+                                               backend=cfg.backend, quiet=cfg.quiet, base=cfg.base, device=cfg.device,
+                                               actor=cfg.actor)
     print(result.summary())
     if cfg.out is not None:
-        finetuned = {"algo": policy.algo} if hasattr(policy, "algo") else {}
+        finetuned = {"algo": policy.algo, "actor": cfg.actor} if hasattr(policy, "algo") else {}
         atomic_write_json(cfg.out, {"checkpoint": str(cfg.checkpoint), **finetuned, **result.to_dict()})
     if cfg.frames is not None:
         length = save_episode_strip(policy, spec, cfg.frames, seed=cfg.seed)

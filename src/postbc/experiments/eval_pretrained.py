@@ -2,7 +2,9 @@
 
 Not a `postbc` subcommand of its own; the sweep runs it after each pretraining stage so the
 report can show pretrained success next to finetuning curves, and (with `evaluate.final_episodes`)
-after each finetuning stage on the finetuned run, for the final point's many-episode evaluation.
+after each finetuning stage on the finetuned run, for the final point's many-episode evaluation (a DSRL /
+DSRL-NA run: its served deterministic actor in eval.json, and its stochastic actor, the reference's
+evaluation, on the same episodes in eval_stochastic.json).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class EvalPretrainedConfig:
     """parallel envs."""
     seed: int = 1000
     """evaluation seed."""
+    stochastic_actor: bool = False
+    """DSRL / DSRL-NA runs: also evaluate the stochastic actor on the same episodes (eval_stochastic.json)."""
 
     def __post_init__(self) -> None:
         require_positive("episodes", self.episodes)
@@ -39,12 +43,22 @@ def run(cfg: EvalPretrainedConfig) -> dict:
     from postbc.io.atomic import atomic_write_json
     from postbc.io.runs import MetricsLogger, prepare_run_dir
 
+    # An evaluation keeps nothing to resume: one that was killed starts over under the config it has now.
+    (cfg.out / "config.json").unlink(missing_ok=True)
     prepare_run_dir(cfg.out, cfg, command="eval_pretrained")
-    _, _, evaluation = evaluate_checkpoint(cfg.policy, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs, quiet=True)
-    result = evaluation.to_dict()
-    logger = MetricsLogger(cfg.out, step_key="env_steps", resume_step=-1, tensorboard=False)
-    logger.log({"env_steps": 0, "eval_success": result["success_rate"], "eval_low": result["ci_low"],
-                "eval_high": result["ci_high"], "eval_length": result["mean_length"]})
-    atomic_write_json(cfg.out / "eval.json", result)
-    print(f"{cfg.policy}: success {result['success_rate']:.1%} over {cfg.episodes} episodes")
-    return result
+    row = {"env_steps": 0}
+    results = {}
+    for actor in ("deterministic", "stochastic") if cfg.stochastic_actor else ("deterministic",):
+        _, _, evaluation = evaluate_checkpoint(cfg.policy, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs, quiet=True,
+                                               actor=actor)
+        results[actor] = result = evaluation.to_dict()
+        prefix = "eval" if actor == "deterministic" else "eval_stochastic"
+        row.update({f"{prefix}_success": result["success_rate"], f"{prefix}_low": result["ci_low"],
+                    f"{prefix}_high": result["ci_high"], f"{prefix}_length": result["mean_length"]})
+        label = "" if actor == "deterministic" else f" ({actor} actor)"
+        print(f"{cfg.policy}{label}: success {result['success_rate']:.1%} over {cfg.episodes} episodes")
+    MetricsLogger(cfg.out, step_key="env_steps", resume_step=-1, tensorboard=False).log(row)
+    if "stochastic" in results:
+        atomic_write_json(cfg.out / "eval_stochastic.json", results["stochastic"])
+    atomic_write_json(cfg.out / "eval.json", results["deterministic"])
+    return results["deterministic"]

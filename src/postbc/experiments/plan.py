@@ -106,17 +106,19 @@ def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demo
         stages.append(finetune)
         if cfg.evaluate.final_episodes:
             stages.append(eval_stage(cfg, root / "final" / ft_name, "final", ft_dir, task, cfg.evaluate.final_episodes,
-                                     finetune.params, finetune.name))
+                                     finetune.params, finetune.name, stochastic_actor=algo in ("dsrl", "dsrl_na")))
     return stages
 
 
 def eval_stage(cfg: SweepConfig, out: Path, kind: str, policy_dir: Path, task: str, episodes: int,
-               params: dict[str, Any], dep: str) -> Stage:
-    """Evaluate the policy in `policy_dir` (pretrained or finetuned) on the sweep's evaluation seed."""
+               params: dict[str, Any], dep: str, stochastic_actor: bool = False) -> Stage:
+    """Evaluate the policy in `policy_dir` (pretrained or finetuned) on the sweep's evaluation seed (`stochastic_actor`:
+    a DSRL run's sampled actor too, on the same episodes)."""
     return Stage(
         name=f"{kind}/{out.name}", kind=kind, dir=out,
         module="postbc.experiments.eval_pretrained", config_class="EvalPretrainedConfig",
         config={"policy": str(policy_dir), "task": task, "out": str(out), "episodes": episodes,
-                "num_envs": cfg.evaluate.num_envs, "seed": cfg.evaluate.seed},
+                "num_envs": cfg.evaluate.num_envs, "seed": cfg.evaluate.seed,
+                **({"stochastic_actor": True} if stochastic_actor else {})},
         params=params, deps=(dep,),
     )

@@ -149,8 +149,9 @@ def run(cfg: ReportConfig) -> Path:
         ("Stages", summary, [html.table_html(status)]),
     ]
     if final_episodes:
-        sections.insert(3, ("Final evaluation", f"Every finished finetuned policy (the served one) on {final_episodes} "
-                            "episodes of the pretrained evaluation's seed: mean and 95% interval across seeds, and the gain "
+        sections.insert(3, ("Final evaluation", f"Every finished finetuned policy on {final_episodes} episodes of the "
+                            "pretrained evaluation's seed (actor: served, the policy `postbc eval` runs; stochastic, a "
+                            "DSRL run's sampled actor on the same episodes, what the reference evaluates): mean and 95% interval across seeds, and the gain "
                             "over the same seeds' pretrained evaluation; then the same-seed differences PostBC - BC and "
                             "PostBC - sigma-BC.",
                             [html.table_html(final) if final else "<p><em>no final evaluation finished yet</em></p>",

@@ -77,12 +77,18 @@ def _interval(values: list[float]) -> dict[str, Any]:
     return {"n": len(values), "mean": mean, "ci_low": low, "ci_high": high}
 
 
-def eval_success(results: SweepResults, kind: str) -> dict[tuple, dict[int, float]]:
+FINAL_ACTORS = {"served": "eval.json", "stochastic": "eval_stochastic.json"}
+"""The final evaluations' policies: the served one (DSRL: its deterministic actor), and DSRL's stochastic actor
+(the reference's evaluation) on the same episodes."""
+
+
+def eval_success(results: SweepResults, kind: str, file: str = "eval.json") -> dict[tuple, dict[int, float]]:
     """Grid coordinates without the seed -> {seed: success} of every finished evaluation stage of `kind`
-    ("eval": pretrained policies, keyed (task, demos, method); "final": finetuned ones, (task, demos, algo, method))."""
+    ("eval": pretrained policies, keyed (task, demos, method); "final": finetuned ones, (task, demos, algo, method))
+    that wrote `file`."""
     out: dict[tuple, dict[int, float]] = defaultdict(dict)
     for r in results.of_kind(kind):
-        ev = markers.read_marker(r.stage.dir, "eval.json")
+        ev = markers.read_marker(r.stage.dir, file)
         if ev is not None:
             out[_coordinates(r.stage)][int(r.stage.params["seed"])] = float(ev["success_rate"])
     return out
@@ -278,35 +284,39 @@ def _signed(seeds: list[int], values: np.ndarray) -> str:
 
 def final_rows(results: SweepResults) -> list[dict[str, Any]]:
     """The final evaluations (`evaluate.final_episodes` of each finished finetuned policy) per (task, demos, algo,
-    method): mean success and 95% interval across seeds, and the gain over the same seeds' pretrained evaluation
-    (whose episodes are the first of the final ones)."""
-    final, pretrained = eval_success(results, "final"), eval_success(results, "eval")
+    method, actor: `FINAL_ACTORS`): mean success and 95% interval across seeds, and the gain over the same seeds'
+    pretrained evaluation (whose episodes are the first of the final ones)."""
+    pretrained = eval_success(results, "eval")
     episodes = results.config.evaluate.final_episodes if results.config else None
     rows = []
-    for (task, demos, algo, method), by_seed in sorted(final.items()):
-        seeds = sorted(by_seed)
-        start = pretrained.get((task, demos, method), {})
-        gains = [by_seed[s] - start[s] for s in seeds if s in start]
-        gain = mean_interval(gains) if gains else (math.nan,) * 3
-        rows.append({"task": task, "demos": demos, "algo": algo, "method": method, "episodes": episodes,
-                     **_interval([by_seed[s] for s in seeds]), "gain": gain[0], "gain_low": gain[1], "gain_high": gain[2],
-                     "per_seed": " ".join(f"s{s}:{by_seed[s]:.3f}" for s in seeds)})
+    for actor, file in FINAL_ACTORS.items():
+        for (task, demos, algo, method), by_seed in sorted(eval_success(results, "final", file).items()):
+            seeds = sorted(by_seed)
+            start = pretrained.get((task, demos, method), {})
+            gains = [by_seed[s] - start[s] for s in seeds if s in start]
+            gain = mean_interval(gains) if gains else (math.nan,) * 3
+            rows.append({"task": task, "demos": demos, "algo": algo, "method": method, "actor": actor,
+                         "episodes": episodes, **_interval([by_seed[s] for s in seeds]),
+                         "gain": gain[0], "gain_low": gain[1], "gain_high": gain[2],
+                         "per_seed": " ".join(f"s{s}:{by_seed[s]:.3f}" for s in seeds)})
     return rows
 
 
 def final_paired_rows(results: SweepResults) -> list[dict[str, Any]]:
-    """Same-seed differences of the final evaluations, PostBC - BC and PostBC - sigma-BC (gain_diff: of the gains
-    over each seed's pretrained evaluation), over the seeds where both methods have both evaluations."""
-    final, pretrained = eval_success(results, "final"), eval_success(results, "eval")
+    """Same-seed differences of the final evaluations (per actor: `FINAL_ACTORS`), PostBC - BC and PostBC - sigma-BC
+    (gain_diff: of the gains over each seed's pretrained evaluation), over the seeds where both methods have both
+    evaluations."""
+    pretrained = eval_success(results, "eval")
     rows = []
-    for task, demos, algo, a, b, final_a, final_b in method_pairs(final):
-        start_a, start_b = pretrained.get((task, demos, a), {}), pretrained.get((task, demos, b), {})
-        seeds = sorted(set(final_a) & set(final_b) & set(start_a) & set(start_b))
-        if not seeds:
-            continue
-        ya, yb, sa, sb = (np.array([d[s] for s in seeds]) for d in (final_a, final_b, start_a, start_b))
-        rows.append({"task": task, "demos": demos, "algo": algo, "comparison": f"{a} - {b}", "n": len(seeds),
-                     **_paired(ya, yb, sa, sb), "seeds": _signed(seeds, ya - yb)})
+    for actor, file in FINAL_ACTORS.items():
+        for task, demos, algo, a, b, final_a, final_b in method_pairs(eval_success(results, "final", file)):
+            start_a, start_b = pretrained.get((task, demos, a), {}), pretrained.get((task, demos, b), {})
+            seeds = sorted(set(final_a) & set(final_b) & set(start_a) & set(start_b))
+            if not seeds:
+                continue
+            ya, yb, sa, sb = (np.array([d[s] for s in seeds]) for d in (final_a, final_b, start_a, start_b))
+            rows.append({"task": task, "demos": demos, "algo": algo, "actor": actor, "comparison": f"{a} - {b}",
+                         "n": len(seeds), **_paired(ya, yb, sa, sb), "seeds": _signed(seeds, ya - yb)})
     return rows
 
 

@@ -137,8 +137,10 @@ def eval_policies(base, actor: TanhGaussianActor, scale_obs) -> dict[str, object
     return {"eval": steered_policy(base, actor, scale_obs), "eval_stochastic": sampled_steered_policy(base, actor, scale_obs)}
 
 
-def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, source: str) -> SteeredPolicy:
-    """Serve the `actor.*` (and `obs_scaler.*`) tensors that DSRL and DSRL-NA export on `base`, on its device."""
+def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, source: str, *,
+                        stochastic: bool = False) -> SteeredPolicy:
+    """Serve the `actor.*` (and `obs_scaler.*`) tensors that DSRL and DSRL-NA export on `base`, on its device:
+    steered by the deterministic actor (served), or by the sampled one (`stochastic`; what the reference evaluates)."""
     device = getattr(base, "device", "cpu")
     features = PolicyFeatures(base, base.obs_dim)
     scaler = load_scaler(tensors, base, cfg, features.dim).to(device)
@@ -146,7 +148,8 @@ def load_steered_policy(tensors: dict[str, torch.Tensor], cfg: SACConfig, base, 
     state = {k[len("actor."):]: v for k, v in tensors.items() if k.startswith("actor.")}
     check_shapes(state, {k: v.shape for k, v in actor.state_dict().items()}, source)
     actor.load_state_dict(state)
-    return steered_policy(base, actor.to(device).eval().requires_grad_(False), network_input(features, scaler))
+    steer = sampled_steered_policy if stochastic else steered_policy
+    return steer(base, actor.to(device).eval().requires_grad_(False), network_input(features, scaler))
 
 
 class DSRL:

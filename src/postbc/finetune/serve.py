@@ -8,7 +8,7 @@ this module finds the files and the base policy, checks they fit, and dispatches
 
 | algo | served policy |
 |---|---|
-| dsrl, dsrl_na | `SteeredPolicy(base, actor's deterministic noise)`, as the run's own evaluation |
+| dsrl, dsrl_na | `SteeredPolicy(base, actor's deterministic noise)`, as the run's own `eval_success`; with `actor="stochastic"` the actor's sampled noise (eps from evaluation's seeded noise), as its `eval_stochastic_success` and the reference's evaluation |
 | dppo | the finetuned diffusion policy's stochastic DDPM sampler (min std, seeded noise), as the run's evaluation |
 | best_of_n | `BestOfNPolicy`: argmax of the critic over N chunks sampled from the base |
 """
@@ -51,10 +51,10 @@ class FinetunedPolicy:
     are the base policy's; `algo`, `run_dir` and `task` (the task it was finetuned on) describe the run.
     """
 
-    takes_noise = False  # each algorithm's policy draws or computes its own noise
-
     def __init__(self, inner: Any, base: Any, algo: str, run_dir: Path, task: str | None):
         self.inner, self.base, self.algo, self.run_dir, self.task = inner, base, algo, Path(run_dir), task
+        # Only DSRL's stochastic actor takes evaluation's noise (its eps); the others draw or compute their own.
+        self.takes_noise = bool(getattr(inner, "takes_noise", False))
         self.obs_keys = getattr(base, "obs_keys", None)
         self.obs_dims = getattr(base, "obs_dims", None)
         self.env_args = dict(getattr(base, "env_args", None) or {})
@@ -71,12 +71,15 @@ class FinetunedPolicy:
     def obs_dim(self) -> int:
         return int(self.base.obs_dim)
 
-    def act(self, obs_flat: np.ndarray) -> np.ndarray:
+    def act(self, obs_flat: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         obs = np.asarray(obs_flat, np.float32)
         if obs.ndim != 2 or obs.shape[1] != self.obs_dim:
             raise PostBCError(f"finetuned policy {self.run_dir}: act expects observations of shape (B, {self.obs_dim}) "
                               f"(keys {list(self.obs_keys or [])} flattened), got {obs.shape}")
-        return np.asarray(self.inner.act(obs), np.float32)
+        if noise is not None and not self.takes_noise:
+            raise PostBCError(f"finetuned policy {self.run_dir} ({self.algo}) draws its own noise; call act(obs) without noise=")
+        actions = self.inner.act(obs) if noise is None else self.inner.act(obs, noise=noise)
+        return np.asarray(actions, np.float32)
 
     def check_task(self, spec: TaskSpec) -> None:
         from postbc.finetune.base import check_policy_task
@@ -84,8 +87,12 @@ class FinetunedPolicy:
         check_policy_task(self.base, spec, f"the base policy of {self.run_dir}")
 
 
+DSRL_ACTORS = ("deterministic", "stochastic")
+
+
 def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None = None,
-                          candidates: int | None = None, device: Any = None) -> FinetunedPolicy:
+                          candidates: int | None = None, device: Any = None,
+                          actor: str = "deterministic") -> FinetunedPolicy:
     """The policy a finished `postbc finetune` (or `postbc best-of-n-fit`) run directory serves.
 
     `base`: the pretrained policy it was finetuned from, as an object (`PretrainedPolicy`) or a
@@ -95,7 +102,12 @@ def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None =
     `candidates`: Best-of-N's N (default: the run's).
     `device`: where the base policy and the finetuned networks compute (default: where `base` is; CPU
     for a base loaded from a path).
+    `actor`: DSRL / DSRL-NA runs: "deterministic" (served, w = m tanh(mu(s))) or "stochastic" (w sampled
+    from the actor; `act(obs, noise=eps)` takes its eps, so evaluation's seeded noise makes it
+    reproducible; the reference reports this one).
     """
+    if actor not in DSRL_ACTORS:
+        raise PostBCError(f"actor {actor!r} is not one of {', '.join(DSRL_ACTORS)}")
     run_dir = Path(run_dir)
     record = run_record(run_dir)
     if record is None:
@@ -103,6 +115,9 @@ def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None =
                           "`postbc best-of-n-fit`); pass the --out directory of a finetune run")
     cfg = recorded_config(record, run_dir)
     algo = getattr(cfg, "algo", "best_of_n")  # best-of-n-fit has no --algo
+    if actor != "deterministic" and algo not in ("dsrl", "dsrl_na"):
+        raise PostBCError(f"the {actor} actor is DSRL's noise actor; {run_dir} is a {algo} run, whose policy has no "
+                          "such choice: drop the actor option")
     stem = run_dir / ("critic" if algo == "best_of_n" else "finetuned")
     meta = _finished_meta(stem, record, run_dir)
     compat = meta.get("compat", meta)  # finetuned.* nests it; critic.* holds the sizes at the top level
@@ -115,7 +130,7 @@ def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None =
         from postbc.finetune.dsrl import load_steered_policy
         from postbc.io.checkpoint import load_checkpoint
 
-        inner = load_steered_policy(load_checkpoint(stem)[0], cfg.sac, base, source)
+        inner = load_steered_policy(load_checkpoint(stem)[0], cfg.sac, base, source, stochastic=actor == "stochastic")
     elif algo == "dppo":
         from postbc.finetune.dppo import EVAL_NOISE_SEED, load_dppo_policy
         from postbc.io.checkpoint import load_checkpoint
