@@ -54,6 +54,17 @@ def test_a_curve_starts_from_the_pretrained_policy_where_step_0_evaluated_it():
     np.testing.assert_allclose(curve["mean"], [0.4, 0.7])
 
 
+def test_a_dsrl_runs_stochastic_actor_gets_a_curve_of_its_own_from_the_same_start():
+    run = finetune_run(0, [0, 2000, 4000], [0.96, 0.7, 0.8])
+    run.metrics[0]["pretrained_success"] = "0.4"
+    for row, stochastic in zip([run.metrics[0], *run.metrics[2:]], ["0.9", "0.5", "0.6"]):
+        row["eval_stochastic_success"] = stochastic
+    by_algo = {key[2]: c for key, c in curves(SweepResults(Path("/nowhere"), config=None, runs=[run])).items()}
+    assert set(by_algo) == {"dsrl", "dsrl (stochastic actor)"}
+    np.testing.assert_allclose(by_algo["dsrl"]["mean"], [0.4, 0.7, 0.8])
+    np.testing.assert_allclose(by_algo["dsrl (stochastic actor)"]["mean"], [0.4, 0.5, 0.6])
+
+
 def test_paired_differences_use_only_the_seeds_both_methods_finished():
     def run(method, seed, success):
         r = finetune_run(seed, [0, 2000, 4000], success)

@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from postbc.experiments.results import STOCHASTIC_ACTOR  # noqa: E402
+
 METHOD_COLORS = {"bc": "tab:blue", "sigma_bc": "tab:orange", "postbc": "tab:green"}
 
 
@@ -38,7 +40,8 @@ def success_curves(curve_map: dict[tuple, dict[str, Any]], out_dir: Path) -> lis
                 ax.set_xlabel(c["x_key"].replace("_", " "))
             ax.set_title(f"{task}, {demos} demos: {algo}")
             ax.set_ylim(-0.02, 1.02)
-            ax.legend(fontsize=8, title="step 0: pretrained policy\nthen: served policy", title_fontsize=7)
+            then = "its stochastic actor" if algo.endswith(STOCHASTIC_ACTOR) else "served policy"
+            ax.legend(fontsize=8, title=f"step 0: pretrained policy\nthen: {then}", title_fontsize=7)
         axes[0][0].set_ylabel("success rate (mean, 95% CI over seeds)")
         paths.append(save(fig, Path(out_dir) / f"curves_{task}_d{demos}.png"))
     return paths

@@ -126,24 +126,32 @@ def x_key(metrics: list[dict[str, str]]) -> str:
     return "env_steps" if metrics and "env_steps" in metrics[0] else "updates"
 
 
-def curve_value(row: dict[str, Any]) -> float:
-    """A metrics row's point on the success curve: the served policy's eval success, except where the
+STOCHASTIC_ACTOR = " (stochastic actor)"
+"""Appended to a DSRL run's algorithm in the curves of its stochastic actor (`eval_stochastic_success`, what the
+reference evaluates), which the report shows beside those of the served deterministic actor."""
+
+
+def curve_value(row: dict[str, Any], column: str = "eval_success") -> float:
+    """A metrics row's point on the success curve: the served policy's eval success (`column`), except where the
     row also evaluated the pretrained policy itself (DSRL's step 0): the curve starts from that."""
     pretrained = _float(row.get("pretrained_success"))
-    return pretrained if np.isfinite(pretrained) else _float(row.get("eval_success"))
+    return pretrained if np.isfinite(pretrained) else _float(row.get(column))
 
 
 def seed_curves(results: SweepResults) -> dict[tuple, dict[str, Any]]:
-    """(task, demos, algo, method) -> {x_key, seeds: {seed: (x, success)}} of every finished finetuning run."""
+    """(task, demos, algo, method) -> {x_key, seeds: {seed: (x, success)}} of every finished finetuning run; a run
+    that logged its stochastic actor (DSRL) also under algo + `STOCHASTIC_ACTOR`."""
     out: dict[tuple, dict[str, Any]] = {}
     for r in results.of_kind("finetune"):
         p = r.stage.params
-        key = (p["task"], p["demos"], p["algo"], p["method"])
         xk = x_key(r.metrics)
-        rows = [row for row in r.metrics if np.isfinite(curve_value(row))]
-        group = out.setdefault(key, {"x_key": xk, "seeds": {}})
-        group["seeds"][int(p["seed"])] = (np.array([_float(row[xk]) for row in rows]),
-                                          np.array([curve_value(row) for row in rows]))
+        for suffix, column in (("", "eval_success"), (STOCHASTIC_ACTOR, "eval_stochastic_success")):
+            if suffix and not any(np.isfinite(_float(row.get(column))) for row in r.metrics):
+                continue
+            rows = [row for row in r.metrics if np.isfinite(curve_value(row, column))]
+            group = out.setdefault((p["task"], p["demos"], p["algo"] + suffix, p["method"]), {"x_key": xk, "seeds": {}})
+            group["seeds"][int(p["seed"])] = (np.array([_float(row[xk]) for row in rows]),
+                                              np.array([curve_value(row, column) for row in rows]))
     return out
 
 
