@@ -6,6 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from postbc.finetune.config import DSRL_ACTORS
 from postbc.io.config import require_choice, require_device_name, require_positive
 
 
@@ -46,7 +47,7 @@ class EvalConfig:
         require_positive("episodes", self.episodes)
         require_positive("num_envs", self.num_envs)
         require_choice("backend", self.backend, ("auto", "async", "sync"))
-        require_choice("actor", self.actor, ("deterministic", "stochastic"))
+        require_choice("actor", self.actor, DSRL_ACTORS)
         require_device_name("device", self.device)
 
 
@@ -56,8 +57,8 @@ def load_policy(checkpoint: Path, *, base: Path | None = None, seed: int | None 
 
     `checkpoint`: a pretraining run (its `PretrainedPolicy`) or a finetune / best-of-n-fit run (its
     `FinetunedPolicy`, on `base`, default: the pretrained policy recorded in its config.json; `seed`:
-    DPPO's and Best-of-N's sampling noise; `actor`: DSRL's, see `load_finetuned_policy`). Both follow `postbc.evaluation.episodes.ChunkPolicy`;
-    `takes_noise` says whether evaluation may seed their noise.
+    DPPO's and Best-of-N's sampling noise; `actor`: DSRL's, see `load_finetuned_policy`). Both follow
+    `postbc.evaluation.episodes.ChunkPolicy`; `takes_noise` says whether evaluation may seed their noise.
     """
     from postbc.device import resolve_for_run
     from postbc.errors import PostBCError

@@ -12,7 +12,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from postbc.finetune.config import DSRL_ACTORS
 from postbc.io.config import require_positive
+
+# Where each DSRL actor's evaluation goes: its metrics.csv columns' prefix (as in a finetune run's) and its JSON file.
+ACTOR_OUTPUTS = {"deterministic": ("eval", "eval.json"), "stochastic": ("eval_stochastic", "eval_stochastic.json")}
 
 
 @dataclasses.dataclass
@@ -48,17 +52,16 @@ def run(cfg: EvalPretrainedConfig) -> dict:
     prepare_run_dir(cfg.out, cfg, command="eval_pretrained")
     row = {"env_steps": 0}
     results = {}
-    for actor in ("deterministic", "stochastic") if cfg.stochastic_actor else ("deterministic",):
+    for actor in DSRL_ACTORS if cfg.stochastic_actor else DSRL_ACTORS[:1]:
         _, _, evaluation = evaluate_checkpoint(cfg.policy, cfg.task, cfg.episodes, cfg.seed, cfg.num_envs, quiet=True,
                                                actor=actor)
         results[actor] = result = evaluation.to_dict()
-        prefix = "eval" if actor == "deterministic" else "eval_stochastic"
+        prefix = ACTOR_OUTPUTS[actor][0]
         row.update({f"{prefix}_success": result["success_rate"], f"{prefix}_low": result["ci_low"],
                     f"{prefix}_high": result["ci_high"], f"{prefix}_length": result["mean_length"]})
         label = "" if actor == "deterministic" else f" ({actor} actor)"
         print(f"{cfg.policy}{label}: success {result['success_rate']:.1%} over {cfg.episodes} episodes")
     MetricsLogger(cfg.out, step_key="env_steps", resume_step=-1, tensorboard=False).log(row)
-    if "stochastic" in results:
-        atomic_write_json(cfg.out / "eval_stochastic.json", results["stochastic"])
-    atomic_write_json(cfg.out / "eval.json", results["deterministic"])
+    for actor, result in results.items():
+        atomic_write_json(cfg.out / ACTOR_OUTPUTS[actor][1], result)
     return results["deterministic"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from postbc.experiments.config import SweepConfig
+from postbc.finetune.config import NOISE_ACTOR_ALGOS
 
 KINDS = ("collect", "pretrain", "eval", "finetune", "final")
 DEVICE_KINDS = ("pretrain", "finetune")  # stages whose networks may compute on a GPU; collect and eval are env-bound
@@ -106,7 +107,7 @@ def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demo
         stages.append(finetune)
         if cfg.evaluate.final_episodes:
             stages.append(eval_stage(cfg, root / "final" / ft_name, "final", ft_dir, task, cfg.evaluate.final_episodes,
-                                     finetune.params, finetune.name, stochastic_actor=algo in ("dsrl", "dsrl_na")))
+                                     finetune.params, finetune.name, stochastic_actor=algo in NOISE_ACTOR_ALGOS))
     return stages
 
 

@@ -151,9 +151,9 @@ def run(cfg: ReportConfig) -> Path:
     if final_episodes:
         sections.insert(3, ("Final evaluation", f"Every finished finetuned policy on {final_episodes} episodes of the "
                             "pretrained evaluation's seed (actor: served, the policy `postbc eval` runs; stochastic, a "
-                            "DSRL run's sampled actor on the same episodes, what the reference evaluates): mean and 95% interval across seeds, and the gain "
-                            "over the same seeds' pretrained evaluation; then the same-seed differences PostBC - BC and "
-                            "PostBC - sigma-BC.",
+                            "DSRL run's sampled actor on the same episodes, what the reference evaluates): mean and "
+                            "95% interval across seeds, and the gain over the same seeds' pretrained evaluation; "
+                            "then the same-seed differences PostBC - BC and PostBC - sigma-BC.",
                             [html.table_html(final) if final else "<p><em>no final evaluation finished yet</em></p>",
                              html.table_html(final_paired) if final_paired else
                              "<p><em>no seed with final evaluations of both methods of a pair yet</em></p>"]))

@@ -17,6 +17,7 @@ import numpy as np
 
 from postbc.errors import PostBCError
 from postbc.experiments import markers
+from postbc.experiments.eval_pretrained import ACTOR_OUTPUTS
 from postbc.experiments.config import SweepConfig, parse_sweep_config
 from postbc.experiments.plan import Stage, plan_sweep
 from postbc.io.runs import read_metrics
@@ -77,7 +78,7 @@ def _interval(values: list[float]) -> dict[str, Any]:
     return {"n": len(values), "mean": mean, "ci_low": low, "ci_high": high}
 
 
-FINAL_ACTORS = {"served": "eval.json", "stochastic": "eval_stochastic.json"}
+FINAL_ACTORS = {"served": ACTOR_OUTPUTS["deterministic"][1], "stochastic": ACTOR_OUTPUTS["stochastic"][1]}
 """The final evaluations' policies: the served one (DSRL: its deterministic actor), and DSRL's stochastic actor
 (the reference's evaluation) on the same episodes."""
 

@@ -9,6 +9,8 @@ from typing import Literal
 from postbc.io.config import require_choice, require_device_name, require_positive, require_range
 
 ALGOS = ("dsrl", "dsrl_na", "dppo", "best_of_n")
+NOISE_ACTOR_ALGOS = ("dsrl", "dsrl_na")  # the algorithms that steer the base policy with a learned noise actor
+DSRL_ACTORS = ("deterministic", "stochastic")  # which of that actor's outputs steers: served, or sampled (the reference's)
 # the options section each algorithm reads; the others' options would be silently ignored, so they are refused
 ALGO_SECTION = {"dsrl": "sac", "dsrl_na": "sac", "dppo": "dppo", "best_of_n": "best_of_n"}
 
@@ -264,7 +266,7 @@ class FinetuneConfig:
         for name in ("steps", "num_envs", "eval_every", "eval_episodes", "threads"):
             require_positive(name, getattr(self, name))
         require_positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
-        if self.algo in ("dsrl", "dsrl_na") and self.sac.warmup_steps >= self.steps:
+        if self.algo in NOISE_ACTOR_ALGOS and self.sac.warmup_steps >= self.steps:
             raise ValueError(f"sac.warmup_steps={self.sac.warmup_steps} is not below steps={self.steps}: the run would "
                              "end before SAC learns anything; raise --steps or lower --sac.warmup-steps")
 

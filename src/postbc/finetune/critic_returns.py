@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from postbc.errors import PostBCError
+from postbc.finetune.config import NOISE_ACTOR_ALGOS
 
 
 def per_env(x: np.ndarray, num_envs: int) -> list[np.ndarray]:
@@ -153,7 +154,7 @@ def load_dsrl_run(run_dir):
     if record is None:
         raise PostBCError(f"{run_dir} is not a finetune run directory (no config.json from postbc finetune)")
     cfg = recorded_config(record, run_dir)
-    if cfg.algo not in ("dsrl", "dsrl_na"):
+    if cfg.algo not in NOISE_ACTOR_ALGOS:
         raise PostBCError(f"{run_dir} is a {cfg.algo} run; this diagnostic reads DSRL and DSRL-NA runs")
     spec = get_task(cfg.task)
     base = load_base_policy(cfg.checkpoint, spec)

@@ -23,6 +23,7 @@ import numpy as np
 
 from postbc.envs.registry import TaskSpec
 from postbc.errors import PostBCError
+from postbc.finetune.config import DSRL_ACTORS, NOISE_ACTOR_ALGOS
 
 FINETUNE_COMMANDS = ("finetune", "best-of-n-fit")
 
@@ -87,9 +88,6 @@ class FinetunedPolicy:
         check_policy_task(self.base, spec, f"the base policy of {self.run_dir}")
 
 
-DSRL_ACTORS = ("deterministic", "stochastic")
-
-
 def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None = None,
                           candidates: int | None = None, device: Any = None,
                           actor: str = "deterministic") -> FinetunedPolicy:
@@ -115,7 +113,7 @@ def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None =
                           "`postbc best-of-n-fit`); pass the --out directory of a finetune run")
     cfg = recorded_config(record, run_dir)
     algo = getattr(cfg, "algo", "best_of_n")  # best-of-n-fit has no --algo
-    if actor != "deterministic" and algo not in ("dsrl", "dsrl_na"):
+    if actor != "deterministic" and algo not in NOISE_ACTOR_ALGOS:
         raise PostBCError(f"the {actor} actor is DSRL's noise actor; {run_dir} is a {algo} run, whose policy has no "
                           "such choice: drop the actor option")
     stem = run_dir / ("critic" if algo == "best_of_n" else "finetuned")
@@ -126,7 +124,7 @@ def load_finetuned_policy(run_dir: Path, base: Any = None, *, seed: int | None =
     if device is not None and hasattr(base, "to"):
         base.to(device)
     source = f"finetuned weights {stem}.safetensors"
-    if algo in ("dsrl", "dsrl_na"):
+    if algo in NOISE_ACTOR_ALGOS:
         from postbc.finetune.dsrl import load_steered_policy
         from postbc.io.checkpoint import load_checkpoint
 
