@@ -5,7 +5,8 @@ episode, the mean real discounted return (`mc`), the critic's value of the repla
 (`q_data`) and of the current actor's (`q_actor`); `postbc.finetune.critic_returns` says how.
 For runs to the horizon it also prints how often the task stayed solved after it was first solved
 (`solved_after_success`), and the same comparison per replay segment (warm-up, then the actor's chunks).
-Needs a run whose replay has not wrapped and whose envs never crashed. Example:
+Only episodes the replay holds whole count (those in flight where a run was resumed, or at the replay's
+end, are left out). Needs a run whose replay has not wrapped. Example:
 
     python benchmarks/critic_vs_returns.py runs/dev/lift_dsrl_b
 """
@@ -35,11 +36,13 @@ def main() -> None:
         raise SystemExit(str(e)) from e
     gamma = cfg.sac.gamma
     r = returns_by_position(algo, cfg.num_envs, gamma)
-    mc, pos, q_data, q_actor = r["mc"], r["position"], r["q_data"], r["q_actor"]
+    whole = r["complete"]
+    mc, pos, q_data, q_actor = r["mc"][whole], r["position"][whole], r["q_data"][whole], r["q_actor"][whole]
     last = int(pos.max())
     edges = np.linspace(0, last + 1, args.buckets + 1).astype(int)
     log_alpha = algo.sac.log_alpha if hasattr(algo, "sac") else algo.log_alpha
-    print(f"{args.run}: {cfg.algo}, {meta['env_steps']} env steps, {len(mc)} transitions, gamma {gamma}, "
+    print(f"{args.run}: {cfg.algo}, {meta['env_steps']} env steps, {len(mc)} transitions of whole episodes "
+          f"(of {len(whole)}; {r['cuts']} episodes cut by a resume), gamma {gamma}, "
           f"alpha {float(log_alpha.detach().exp()):.3f}")
     print(f"corr(q_data, mc) = {np.corrcoef(q_data, mc)[0, 1]:.2f}; mean q_data - mc = {np.mean(q_data - mc):+.1f}")
     print("| chunks | transitions | mc | q_data | q_actor |")
@@ -50,15 +53,16 @@ def main() -> None:
     m = pos == last
     print(f"| {last} (terminal) | {m.sum()} | {mc[m].mean():.1f} | {q_data[m].mean():.1f} | {q_actor[m].mean():.1f} |")
     data = algo.replay.all()
-    print_by_segment(data["action"], cfg.sac.warmup_steps, int(meta["env_steps"]), mc, q_data)
+    print_by_segment(data["action"], cfg.sac.warmup_steps, int(meta["env_steps"]), r["mc"], r["q_data"], whole)
     if cfg.sac.episode_end == "horizon":
-        held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk)
+        held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk,
+                                    whole)
         print(f"after success: {held['succeeded']} of {held['episodes']} training episodes were solved at some step; "
               f"{held['unsolved_after_success']:.0%} of their later steps were unsolved again, and "
               f"{held['held_to_horizon']} stayed solved to the horizon")
 
 
-def print_by_segment(actions: torch.Tensor, warmup_steps: int, env_steps: int, mc, q_data) -> None:
+def print_by_segment(actions: torch.Tensor, warmup_steps: int, env_steps: int, mc, q_data, whole) -> None:
     """The same comparison per replay segment (the warm-up's chunks, then the first and second half of the
     actor's), with the stored noise's mean norm: is the critic wrong only where the actor went, or everywhere?"""
     n = len(mc)
@@ -70,8 +74,12 @@ def print_by_segment(actions: torch.Tensor, warmup_steps: int, env_steps: int, m
     for name, lo, hi in (("warm-up", 0, warm), ("actor, first half", warm, half), ("actor, second half", half, n)):
         if hi - lo < 2:
             continue
-        sl = slice(lo, hi)
-        print(f"| {name} | {hi - lo} | {norm[sl].mean():.2f} | {mc[sl].mean():.1f} | {q_data[sl].mean():.1f} | "
+        sl = np.zeros(n, bool)
+        sl[lo:hi] = True
+        sl &= whole
+        if sl.sum() < 2:
+            continue
+        print(f"| {name} | {sl.sum()} | {norm[sl].mean():.2f} | {mc[sl].mean():.1f} | {q_data[sl].mean():.1f} | "
               f"{np.mean(q_data[sl] - mc[sl]):+.1f} | {np.corrcoef(q_data[sl], mc[sl])[0, 1]:.2f} |")
 
 

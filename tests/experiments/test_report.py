@@ -53,6 +53,10 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
         assert (final["method"], final["episodes"], final["n"]) == ("bc", "8", "1")
         assert float(final["mean"]) == json.loads((tmp_path / f"{actor}.json").read_text())["success_rate"]
     assert "Final evaluation" in page and (report / "final_paired_differences.md").read_text() == "(no finished runs)\n"
+    with open(report / "critic_vs_returns.csv") as f:  # 32 env steps per env: not one whole 60-step episode
+        critics = list(csv.DictReader(f))
+    assert [(r["method"], r["seed"]) for r in critics] == [("bc", "0")]
+    assert "no training episode can be rebuilt whole" in critics[0]["note"] and "Critic vs returns" in page
     with open(report / "cost.csv") as f:
         cost = {r["kind"]: r for r in csv.DictReader(f)}
     assert int(cost["pretrain"]["runs"]) == 2 and float(cost["pretrain"]["cpu_h"]) > 0

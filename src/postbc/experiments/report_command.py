@@ -37,6 +37,9 @@ class ReportConfig:
     """draw the coverage diagnostics (needs finished postbc, and bc or sigma_bc, pretraining runs)."""
     region_episodes: int = 200
     """toy task only: evaluate every policy on this many pocket-only and common-only starts (0: skip)."""
+    critic_vs_returns: bool = True
+    """compare each finished DSRL / DSRL-NA run's critic with the returns its training episodes earned (reads the
+    run's last checkpoint; a few seconds per run)."""
 
     def __post_init__(self) -> None:
         for name in ("budgets", "samples"):
@@ -87,6 +90,7 @@ def toy_region_rows(results, cfg: ReportConfig) -> list[dict]:
 
 def run(cfg: ReportConfig) -> Path:
     from postbc.experiments import html, plots, results as res
+    from postbc.experiments.critic_vs_returns import critic_rows
     from postbc.experiments.tables import write_table
 
     results = res.load_results(cfg.sweep_dir)
@@ -120,6 +124,9 @@ def run(cfg: ReportConfig) -> Path:
     regions = toy_region_rows(results, cfg)
     if regions:
         write_table(regions, cfg.out / "toy_success_by_start")
+    critics = critic_rows(results) if cfg.critic_vs_returns else []
+    if critics:
+        write_table(critics, cfg.out / "critic_vs_returns")
 
     counts = {s: sum(r["status"] == s for r in status) for s in ("done", "failed", "started", "missing")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -140,6 +147,12 @@ def run(cfg: ReportConfig) -> Path:
         ("Steps to a success threshold", "Per seed, the first evaluation at or above each threshold (0: the "
          "pretrained policy already was); the median counts a seed that never got there as infinitely slow.",
          [html.table_html(to_threshold)]),
+    ] + ([("Critic vs returns", "Each finished DSRL / DSRL-NA run's critic against its own training episodes, over the "
+           "episodes its replay holds whole: mean real discounted return (mc) and the critic's mean value of the "
+           "stored noise (q_data), their difference (overestimate), their correlation (corr: does the critic rank "
+           "what was stored as the returns did? the actor follows the ranking), how far above q_data it values the "
+           "current actor's noise (actor_gap), the share of training episodes solved at some step, and of the steps "
+           "after success those unsolved again.", [html.table_html(critics)])] if critics else []) + [
         ("Coverage diagnostics", "Posterior ensemble std along the demos, and sampled first actions at the demo "
          "states where it is largest (scarce data) and smallest (dense data).",
          [html.image_html(p) for p in coverage_pngs] or ["<p><em>no finished postbc run yet</em></p>"]),

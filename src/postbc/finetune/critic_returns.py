@@ -1,8 +1,10 @@
 """How far a DSRL / DSRL-NA critic is from the returns its own training episodes earned.
 
 `returns_by_position(algo, num_envs, gamma)` rebuilds every training episode from the algorithm's
-replay (transitions are stored env by env in vector order; continuity is checked), and gives per
-transition the discounted return it really earned (`mc`, to the horizon, which is terminal), its
+replay (transitions are stored env by env in vector order) and gives per transition whether its
+episode is complete in the replay (`complete`: it reached its terminal transition; the episodes in
+flight when the run stopped and resumed, or when the replay ends, are not), the discounted return
+it really earned (`mc`, to the horizon, which is terminal; meaningful where `complete`), its
 chunk position, `q_data` = min_k Q_k(s, a) for the replay's action (what the TD loss fits) and
 `q_actor` = min_k Q_k(s, a') for a fresh action of the current actor (what the TD target
 bootstraps from). A right critic has `q_data` near `mc`; `q_actor` far above `q_data` at the same
@@ -16,6 +18,8 @@ solved, not success (docs/finetuning.md, "Which objective").
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -93,7 +97,8 @@ def critic_values(algo, obs: torch.Tensor, action: torch.Tensor, batch: int = 20
 
 
 def returns_by_position(algo, num_envs: int, gamma: float) -> dict[str, np.ndarray]:
-    """{"mc", "position", "q_data", "q_actor"} per replay transition, oldest first (see module docstring)."""
+    """{"mc", "position", "q_data", "q_actor", "complete"} per replay transition, oldest first, and "cuts": how many
+    times an env stream broke off mid-episode (see module docstring)."""
     if algo.replay.size == algo.replay.capacity:
         raise PostBCError("the replay has wrapped; episodes cannot be rebuilt from it")
     if getattr(algo, "episode_end", "horizon") != "horizon":
@@ -106,25 +111,45 @@ def returns_by_position(algo, num_envs: int, gamma: float) -> dict[str, np.ndarr
     n = num_envs
     obs, next_obs = data["obs"].numpy(), data["next_obs"].numpy()
     reward, done = data["reward"].numpy().astype(np.float64), data["done"].numpy()
-    for e in range(n):
-        o, no, d = obs[e::n], next_obs[e::n], done[e::n]
-        broken = restarts(o, no) & (d[:-1] == 0)
-        if broken.any():
-            raise PostBCError(f"env {e}'s transitions are not continuous (a crash, or another number of envs); "
-                              "episodes cannot be rebuilt from the replay")
-    mc = interleave([discounted_returns(r, d, gamma) for r, d in zip(per_env(reward, n), per_env(done, n))])
-    position = interleave([positions(d) for d in per_env(done, n)])
+    cut = [np.append(restarts(o, no) & (d[:-1] == 0), d[-1] == 0) if len(d) else d.astype(bool)
+           for o, no, d in zip(per_env(obs, n), per_env(next_obs, n), per_env(done, n))]
+    ends = [np.maximum(d, c) for d, c in zip(per_env(done, n), cut)]
+    complete = interleave([reaches_terminal(d, c) for d, c in zip(per_env(done, n), cut)])
+    if not complete.any():
+        raise PostBCError("no training episode can be rebuilt whole from the replay (every env stream breaks before "
+                          "its first terminal transition: a crash, or another number of envs than the run's)")
+    mc = interleave([discounted_returns(r, e, gamma) for r, e in zip(per_env(reward, n), ends)])
+    position = interleave([positions(e) for e in ends])
     q_data, q_actor = critic_values(algo, data["obs"], data["action"])
-    return {"mc": mc, "position": position, "q_data": q_data, "q_actor": q_actor}
+    return {"mc": mc, "position": position, "q_data": q_data, "q_actor": q_actor, "complete": complete,
+            "cuts": int(sum(c[:-1].sum() for c in cut))}
 
 
-def solved_after_success(reward: np.ndarray, done: np.ndarray, num_envs: int, chunk: int) -> dict[str, float]:
+def reaches_terminal(done: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Per transition of one env's stream: does its episode end at a terminal transition (rather than where the
+    stream broke off: a resume restarted the envs, or the replay ends)?"""
+    out, whole = np.zeros(len(done), bool), False
+    for i in range(len(done) - 1, -1, -1):
+        if done[i] > 0.5:
+            whole = True
+        elif cut[i]:
+            whole = False
+        out[i] = whole
+    return out
+
+
+def solved_after_success(reward: np.ndarray, done: np.ndarray, num_envs: int, chunk: int,
+                         keep: np.ndarray | None = None) -> dict[str, float]:
     """Over the complete episodes of a replay with -1 per unsolved step and 0 per solved one, summed per chunk:
     episodes, those solved at some step, the fraction of steps after the first solved chunk that are unsolved,
-    and the episodes solved at every chunk after it."""
+    and the episodes solved at every chunk after it. `keep`: the transitions of whole episodes (`complete` of
+    `returns_by_position`), where a stream broke off mid-episode."""
+    keep = np.ones(len(reward), bool) if keep is None else np.asarray(keep, bool)
     episodes = succeeded = later_chunks = held = 0
     unsolved_later = 0.0
-    for r, d in zip(per_env(np.asarray(reward, np.float64), num_envs), per_env(np.asarray(done), num_envs)):
+    streams = zip(per_env(np.asarray(reward, np.float64), num_envs), per_env(np.asarray(done), num_envs),
+                  per_env(keep, num_envs))
+    for r, d, k in ((r[k], d[k], k) for r, d, k in streams):
         start = 0
         for end in np.flatnonzero(d > 0.5):
             episode, start = r[start:end + 1], end + 1
@@ -141,6 +166,26 @@ def solved_after_success(reward: np.ndarray, done: np.ndarray, num_envs: int, ch
     return {"episodes": episodes, "succeeded": succeeded, "unsolved_after_success": fraction, "held_to_horizon": held}
 
 
+def critic_summary(run_dir) -> dict[str, float]:
+    """One line of the comparison for a finished DSRL / DSRL-NA run: over its replay's whole episodes, the mean real
+    return (`mc`), the critic's mean value of the stored actions (`q_data`), their difference (`overestimate`) and
+    correlation (`corr`: does the critic rank what it stored as the episodes did?), how far above `q_data` the critic
+    values the current actor's actions (`actor_gap`), the share of training episodes solved at some step, and of the
+    steps after success those unsolved again."""
+    torch.manual_seed(0)
+    cfg, base, algo, meta = load_dsrl_run(run_dir)
+    r = returns_by_position(algo, cfg.num_envs, cfg.sac.gamma)
+    whole = r["complete"]
+    mc, q_data, q_actor = r["mc"][whole], r["q_data"][whole], r["q_actor"][whole]
+    data = algo.replay.all()
+    held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk, whole)
+    return {"env_steps": int(meta["env_steps"]), "episodes": held["episodes"], "mc": float(mc.mean()),
+            "q_data": float(q_data.mean()), "overestimate": float(np.mean(q_data - mc)),
+            "corr": float(np.corrcoef(q_data, mc)[0, 1]), "actor_gap": float(np.mean(q_actor - q_data)),
+            "solved": held["succeeded"] / held["episodes"] if held["episodes"] else float("nan"),
+            "unsolved_after_success": held["unsolved_after_success"]}
+
+
 def load_dsrl_run(run_dir):
     """(config, base policy, algorithm with the run's last checkpoint loaded, checkpoint meta) of a DSRL or DSRL-NA
     run directory, for the diagnostics that read its networks and replay."""
@@ -150,6 +195,7 @@ def load_dsrl_run(run_dir):
     from postbc.finetune.serve import recorded_config, run_record
     from postbc.io.checkpoint import load_checkpoint
 
+    run_dir = Path(run_dir)
     record = run_record(run_dir)
     if record is None:
         raise PostBCError(f"{run_dir} is not a finetune run directory (no config.json from postbc finetune)")

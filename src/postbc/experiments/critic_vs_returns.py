@@ -1,0 +1,39 @@
+"""The report's critic-vs-returns table: does each finished DSRL / DSRL-NA run's critic predict the returns its own
+training episodes earned? The actor follows the critic's ranking of the noise, so a run whose critic ranks the stored
+noise near chance (`corr` about 0) had nothing to learn from; `postbc.finetune.critic_returns` says how it is measured
+(`benchmarks/critic_vs_returns.py RUN` prints the same comparison per chunk position and replay segment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postbc.errors import PostBCError
+from postbc.finetune.config import NOISE_ACTOR_ALGOS
+
+COLUMNS = ("env_steps", "episodes", "mc", "q_data", "overestimate", "corr", "actor_gap", "solved",
+           "unsolved_after_success")
+
+
+def critic_rows(results) -> list[dict[str, Any]]:
+    """One row per finished DSRL / DSRL-NA finetuning run of the sweep; a run the comparison cannot read (its replay
+    wrapped, its episodes end at success, it bootstraps at the horizon) gets its reason in `note`."""
+    import torch
+
+    from postbc.finetune.critic_returns import critic_summary
+
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for run in results.of_kind("finetune"):
+            p = run.stage.params
+            if p["algo"] not in NOISE_ACTOR_ALGOS:
+                continue
+            row = {"task": p["task"], "demos": p["demos"], "algo": p["algo"], "method": p["method"], "seed": p["seed"]}
+            try:
+                rows.append({**row, **critic_summary(run.stage.dir), "note": ""})
+            except PostBCError as e:
+                rows.append({**row, **{c: None for c in COLUMNS}, "note": str(e)})
+    finally:
+        torch.set_num_threads(threads)
+    return rows
