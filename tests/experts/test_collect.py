@@ -144,3 +144,73 @@ def test_a_killed_collection_leaves_a_valid_file(tmp_path, sig):
     assert len(demos) >= 10
     with h5py.File(out, "r") as f:
         assert f["data"].attrs["total"] == sum(d.num_samples for d in demos)
+
+
+class ScriptedSuccess:
+    """An env whose `info["success"]` follows a script, step by step (terminated while solved, as registered envs)."""
+
+    def __init__(self, solved: list[bool]):
+        self.solved, self.t = solved, 0
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        return {"x": np.zeros(1, np.float32)}, {}
+
+    def step(self, action):
+        solved = self.solved[self.t]
+        self.t += 1
+        obs = {"x": np.full(1, self.t, np.float32)}
+        return obs, float(solved), solved, self.t >= len(self.solved) and not solved, {"success": solved}
+
+
+class HoldingExpert:
+    operator = "scripted"
+
+    def reset(self, rng, obs):
+        pass
+
+    def act(self, obs):
+        return np.array([1.0], np.float32)
+
+    def hold(self, obs):
+        return np.array([0.0], np.float32)
+
+
+@pytest.mark.parametrize("solved, hold, length, success", [
+    ([False, True, True, True], 0, 2, True),  # no hold: the demo ends at the first solved step
+    ([False, True, True, True], 2, 4, True),  # solved, then 2 more solved steps
+    ([True, True, False, True, True, True], 2, 6, True),  # success lost: back to work, the count starts again
+    ([False, True, True, False], 2, 4, False),  # the horizon cuts the hold short: not a demo
+])
+def test_hold_steps_record_a_held_success(solved, hold, length, success):
+    from types import SimpleNamespace
+
+    from postbc.experts.collect import rollout
+
+    spec = SimpleNamespace(horizon=len(solved), obs_keys=("x",), instructions={})
+    demo, ok = rollout(ScriptedSuccess(solved), HoldingExpert(), spec, 0, np.random.default_rng(0), hold_steps=hold)
+    assert (len(demo.actions), ok) == (length, success)
+    # the expert works until a step is solved and holds while it stays solved
+    expected = [1.0] + [0.0 if was else 1.0 for was in solved[:length - 1]]
+    assert demo.actions[:, 0].tolist() == expected
+
+
+def test_lift_demos_that_hold_their_success(tmp_path):
+    plain, held = tmp_path / "plain.hdf5", tmp_path / "held.hdf5"
+    collect("lift", 2, plain, seed=0, quiet=True)
+    collect("lift", 2, held, seed=0, hold_steps=10, quiet=True)
+    with h5py.File(held) as f:
+        assert f["data"].attrs["collect_hold_steps"] == 10
+    for a, b in zip(read_demos(plain).demos, read_demos(held).demos):
+        assert len(b.actions) == len(a.actions) + 10  # the same episode, then 10 steps held
+        np.testing.assert_array_equal(b.actions[:len(a.actions)], a.actions)
+        assert b.rewards[-11:].tolist() == [1.0] * 11 and b.rewards[:-11].sum() == 0
+        gripper = b.actions[-10:, -1]
+        assert (gripper == 1.0).all()  # still closed on the cube
+        assert np.abs(b.actions[-10:, :3]).max() < 0.5  # the hand stays put (operator jitter only)
+
+
+def test_hold_steps_are_refused_for_an_expert_that_cannot_hold(tmp_path, capsys):
+    out = tmp_path / "demos.hdf5"
+    assert main(["collect", "--task", "toy", "--episodes", "1", "--out", str(out), "--hold-steps", "3"]) == 2
+    assert "cannot hold a solved task" in capsys.readouterr().err and not out.exists()

@@ -73,6 +73,9 @@ class CollectBudget:
     """scripted operator of `postbc collect`."""
     max_attempts: int | None = None
     """give up after this many episodes (default: collect's own)."""
+    hold_steps: int = 0
+    """demos go on until the task has stayed solved this many steps after the first solved one (robosuite's own
+    collection: 10); 0: they end at the first solved step (`postbc collect --hold-steps`)."""
 
 
 @dataclasses.dataclass

@@ -70,7 +70,7 @@ def plan_sweep(cfg: SweepConfig, root: Path) -> list[Stage]:
                 # A collect that did not finish starts over: its partial file is replaced.
                 config={"task": task, "episodes": demos, "out": str(data_dir / "demos.hdf5"), "seed": g.data_seed,
                         "operator": cfg.collect.operator, "max_attempts": cfg.collect.max_attempts,
-                        "overwrite": True, "quiet": True},
+                        "hold_steps": cfg.collect.hold_steps, "overwrite": True, "quiet": True},
                 params={"task": task, "demos": demos, "data_seed": g.data_seed},
             )
             stages.append(collect)

@@ -32,6 +32,10 @@ class CollectConfig:
     Rendered headless (MUJOCO_GL=egl unless set)."""
     image_size: int = 84
     """side of the stored square images in pixels (robomimic: 84)."""
+    hold_steps: int = 0
+    """after the first solved step, the expert holds still until the task has stayed solved this many more steps
+    (robosuite's demo collection, which robomimic's datasets come from, records 10); 0: demos end at the first
+    solved step. robosuite tasks."""
     quiet: bool = False
     """no progress bar."""
 
@@ -40,6 +44,7 @@ class CollectConfig:
         if self.max_attempts is not None:
             require_positive("max_attempts", self.max_attempts)
         require_positive("image_size", self.image_size)
+        require_positive("hold_steps", self.hold_steps, allow_zero=True)
         self.camera = tuple(self.camera)
 
 
@@ -55,7 +60,8 @@ def run(cfg: CollectConfig) -> None:
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         result = collect(cfg.task, cfg.episodes, cfg.out, cfg.seed, operator=cfg.operator, overwrite=cfg.overwrite,
-                         max_attempts=cfg.max_attempts, cameras=cfg.camera, image_size=cfg.image_size, quiet=cfg.quiet)
+                         max_attempts=cfg.max_attempts, cameras=cfg.camera, image_size=cfg.image_size,
+                         hold_steps=cfg.hold_steps, quiet=cfg.quiet)
     except KeyboardInterrupt:
         print(f"collection stopped; {cfg.out} keeps the demos finished so far "
               f"(`postbc inspect {cfg.out}` lists them)", file=sys.stderr)

@@ -90,3 +90,12 @@ class MixedExpert:
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.current.act(obs)
+
+    def hold(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self.current.hold(obs)
+
+
+def can_hold(expert: Expert) -> bool:
+    """Whether `expert` (every expert of a mixture) can keep a solved task solved (`hold`, for `--hold-steps`)."""
+    inner = expert.experts.values() if isinstance(expert, MixedExpert) else [expert]
+    return all(callable(getattr(e, "hold", None)) for e in inner)

@@ -248,6 +248,12 @@ class WaypointExpert:
                 self._enter(self.index + 1)
         return self._action(scene, target, yaw, phase.grip, self.style.speed * phase.slow, phase.slow)
 
+    def hold(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Keep a solved task solved: the hand stays where it is, the gripper as the current (or last) phase has it."""
+        scene = Scene.from_obs(obs, self.task)
+        phase = self.phases[min(self.index, len(self.phases) - 1)]
+        return self._action(scene, scene.eef, None, phase.grip, 0.0, phase.slow)
+
     def _action(self, scene: Scene, target: np.ndarray, yaw: float | None, grip: float, speed: float,
                 steadiness: float) -> np.ndarray:
         move = POS_GAIN * (target - scene.eef) / OSC_MAX_DELTA
