@@ -33,9 +33,9 @@ class CollectConfig:
     image_size: int = 84
     """side of the stored square images in pixels (robomimic: 84)."""
     hold_steps: int = 0
-    """after the first solved step, the expert holds still until the task has stayed solved this many more steps
-    (robosuite's demo collection, which robomimic's datasets come from, records 10); 0: demos end at the first
-    solved step. robosuite tasks."""
+    """after the first solved step, the expert keeps the task solved (finishes the phase under way, then holds still)
+    until it has stayed solved this many more steps (robosuite's demo collection, which robomimic's datasets come
+    from, records 10); 0: demos end at the first solved step. robosuite tasks."""
     quiet: bool = False
     """no progress bar."""
 

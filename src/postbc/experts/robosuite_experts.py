@@ -249,9 +249,12 @@ class WaypointExpert:
         return self._action(scene, target, yaw, phase.grip, self.style.speed * phase.slow, phase.slow)
 
     def hold(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Keep a solved task solved: the hand stays where it is, the gripper as the current (or last) phase has it."""
+        """Keep a solved task solved: finish the plan's phase under way (lift: on up to the lift height, as an
+        operator does), then stay where the hand is with the gripper as the last phase had it."""
+        if self.index < len(self.phases):
+            return self.act(obs)
         scene = Scene.from_obs(obs, self.task)
-        phase = self.phases[min(self.index, len(self.phases) - 1)]
+        phase = self.phases[-1]
         return self._action(scene, scene.eef, None, phase.grip, 0.0, phase.slow)
 
     def _action(self, scene: Scene, target: np.ndarray, yaw: float | None, grip: float, speed: float,
