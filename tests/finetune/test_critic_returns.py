@@ -67,7 +67,8 @@ def test_solved_after_success_counts_the_steps_a_solved_task_is_lost_again():
     assert out == {"episodes": 2, "succeeded": 1, "unsolved_after_success": 0.0, "held_to_horizon": 1}
 
 
-def test_critic_summary_of_a_resumed_toy_run_counts_its_whole_episodes(tmp_path, toy_base_dir):
+@pytest.mark.parametrize("algo", ["dsrl", "dsrl_na"])
+def test_critic_summary_of_a_resumed_toy_run_counts_its_whole_episodes(tmp_path, toy_base_dir, algo):
     """A real DSRL run on the toy task (60-step horizon, chunks of 4: 15 chunks an episode), stopped mid-episode and
     resumed: the episodes in flight at the stop and at the end are left out, the rest are compared."""
     import dataclasses
@@ -76,7 +77,7 @@ def test_critic_summary_of_a_resumed_toy_run_counts_its_whole_episodes(tmp_path,
     from postbc.finetune.config import FinetuneConfig
     from postbc.finetune.critic_returns import critic_summary, load_dsrl_run
 
-    cfg = FinetuneConfig(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", steps=400, num_envs=2,
+    cfg = FinetuneConfig(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", algo=algo, steps=400, num_envs=2,
                          checkpoint_every=104, eval_every=400, eval_episodes=2, env_backend="sync", quiet=True,
                          sac=dataclasses.replace(SERVE_SAC, warmup_steps=40, replay_size=1000))
     run(cfg, stop_at=110)  # checkpointed at 104 env steps: 52 steps into each env's first episode
