@@ -70,6 +70,36 @@ def test_worker_resumes_a_started_stage_and_skips_a_done_one(tmp_path):
     assert execute_stage(s)["status"] == "skipped" and starts(s) == 1
 
 
+def test_a_done_stage_missing_an_output_of_its_config_runs_again(tmp_path):
+    """A stage that finished under older code, before its command wrote every file it writes now (a DSRL final
+    evaluation from before the stochastic actor's), runs again; the stages after it wait for it."""
+    import dataclasses
+
+    old = standin(tmp_path, "final", steps=2)
+    after = standin(tmp_path, "after", deps=["final"])
+    assert execute_stage(old)["status"] == "done"
+    now = dataclasses.replace(old, outputs=("step.json", "extra.json"))
+    assert execute_stage(now)["status"] == "done" and starts(now) == 2  # not skipped: extra.json is missing
+    (now.dir / "extra.json").write_text("{}")
+    backend = LocalBackend(max_workers=1, cpus_per_run=1)
+    try:
+        result = run_stages([now, after], backend)
+    finally:
+        backend.close()
+    assert result.skipped == ["final"] and result.done == ["after"] and starts(now) == 2
+
+
+def test_sweep_finals_of_noise_actor_runs_require_both_actors_outputs():
+    from postbc.experiments.config import load_sweep_config
+    from postbc.experiments.plan import plan_sweep
+
+    repo = HERE.parents[1]
+    stages = plan_sweep(load_sweep_config(repo / "configs" / "toy_tiny.toml"), Path("/nonexistent"))
+    finals = [s for s in stages if s.kind == "final"]
+    assert finals and all(s.outputs == ("eval.json", "eval_stochastic.json") for s in finals)
+    assert all(s.outputs == ("eval.json",) for s in stages if s.kind == "eval")
+
+
 def test_unknown_dependency_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown stage"):
         run_stages([standin(tmp_path, "x", deps=["nope"])], backend=None)

@@ -18,7 +18,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from postbc.experiments import markers
 from postbc.experiments.config import SweepConfig
+from postbc.experiments.eval_pretrained import ACTOR_OUTPUTS
 from postbc.finetune.config import NOISE_ACTOR_ALGOS
 
 KINDS = ("collect", "pretrain", "eval", "finetune", "final")
@@ -37,6 +39,7 @@ class Stage:
     config: dict[str, Any]  # JSON-able keyword arguments of `config_class`
     params: dict[str, Any]  # grid coordinates, for the report
     deps: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()  # files a finished stage holds under this config (see `stage_complete`)
 
     @property
     def uses_device(self) -> bool:
@@ -111,6 +114,12 @@ def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demo
     return stages
 
 
+def stage_complete(stage: Stage) -> bool:
+    """DONE, and holding every output its config writes now: a stage that finished under older code without one
+    (a DSRL final evaluation from before it evaluated the stochastic actor) runs again."""
+    return markers.is_done(stage.dir) and all((stage.dir / name).exists() for name in stage.outputs)
+
+
 def eval_stage(cfg: SweepConfig, out: Path, kind: str, policy_dir: Path, task: str, episodes: int,
                params: dict[str, Any], dep: str, stochastic_actor: bool = False) -> Stage:
     """Evaluate the policy in `policy_dir` (pretrained or finetuned) on the sweep's evaluation seed (`stochastic_actor`:
@@ -122,4 +131,6 @@ def eval_stage(cfg: SweepConfig, out: Path, kind: str, policy_dir: Path, task: s
                 "num_envs": cfg.evaluate.num_envs, "seed": cfg.evaluate.seed,
                 **({"stochastic_actor": True} if stochastic_actor else {})},
         params=params, deps=(dep,),
+        outputs=tuple(file for actor, (_, file) in ACTOR_OUTPUTS.items()
+                      if stochastic_actor or actor == "deterministic"),
     )

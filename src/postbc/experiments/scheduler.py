@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 from postbc.errors import PostBCError
 from postbc.experiments import markers
-from postbc.experiments.plan import KINDS, Stage
+from postbc.experiments.plan import KINDS, Stage, stage_complete
 from postbc.experiments.worker import execute_stage, init_worker
 
 
@@ -180,7 +180,7 @@ def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, s
     finished: set[str] = set()
     pending = dict(by_name)
     for name, s in list(pending.items()):
-        if markers.is_done(s.dir):
+        if stage_complete(s):
             finished.add(name)
             result.skipped.append(name)
             del pending[name]

@@ -85,7 +85,7 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     from postbc.errors import PostBCError
     from postbc.experiments import markers
     from postbc.experiments.config import load_sweep_config
-    from postbc.experiments.plan import plan_sweep
+    from postbc.experiments.plan import plan_sweep, stage_complete
     from postbc.experiments.scheduler import run_stages, stage_devices
     from postbc.io.atomic import atomic_write_json
     from postbc.io.config import to_jsonable
@@ -98,7 +98,8 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
         raise PostBCError(f"--only {cfg.only!r} matches no stage of {cfg.config}; names look like pretrain/toy-d5-bc-s0")
     if cfg.dry_run:
         for s in stages:
-            print(f"{markers.stage_status(s.dir):8s} {s.name}")
+            status = markers.stage_status(s.dir)
+            print(f"{'redo' if status == 'done' and not stage_complete(s) else status:8s} {s.name}")
         return None
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg.out / "sweep.json", {"source": str(cfg.config), "config": to_jsonable(sweep)})

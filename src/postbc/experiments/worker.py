@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from postbc.experiments import markers
-from postbc.experiments.plan import Stage
+from postbc.experiments.plan import Stage, stage_complete
 from postbc.utils import cpu_seconds
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -94,7 +94,7 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
     config has one (placement is the backend's decision, not the sweep config's)."""
     limit_threads(cpus)
     with _stage_lock(stage.dir):
-        if markers.is_done(stage.dir):  # finished by a sweep that was killed before it heard back
+        if stage_complete(stage):  # finished by a sweep that was killed before it heard back
             return {"name": stage.name, "status": "skipped", "error": None, "wall_time_s": 0.0}
         record = {"name": stage.name, "kind": stage.kind, "params": stage.params, "config": stage.config,
                   "host": socket.gethostname(), "pid": os.getpid()}
