@@ -11,44 +11,32 @@ correlation across all runs of the critic's `corr` and of `unsolved_after_succes
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from postbc.experiments.critic_vs_returns import critic_rows
-from postbc.experiments.eval_pretrained import ACTOR_OUTPUTS
-from postbc.experiments.plan import finetune_name, policy_name
-from postbc.experiments.results import load_results
-
-
-def success(path: Path) -> float:
-    return json.loads(path.read_text())["success_rate"] if path.exists() else float("nan")
+from postbc.experiments.results import FINAL_ACTORS, eval_success, load_results
 
 
 def joined_rows(sweep: Path, actor: str) -> list[dict]:
     results = load_results(sweep)
+    pretrained, final = eval_success(results, "eval"), eval_success(results, "final", FINAL_ACTORS[actor])
     rows = []
     for row in critic_rows(results):
-        if row["note"]:
-            continue
-        final = sweep / "final" / finetune_name(row["task"], row["demos"], row["method"], row["algo"], row["seed"])
-        pretrained = sweep / "eval" / policy_name(row["task"], row["demos"], row["method"], row["seed"])
-        gain = success(final / ACTOR_OUTPUTS[actor][1]) - success(pretrained / "eval.json")
-        if np.isfinite(gain):
-            rows.append({**row, "gain": gain})
+        task, demos, algo, method, seed = (row[k] for k in ("task", "demos", "algo", "method", "seed"))
+        start, end = pretrained.get((task, demos, method), {}), final.get((task, demos, algo, method), {})
+        if not row["note"] and seed in start and seed in end:
+            rows.append({**row, "gain": end[seed] - start[seed]})
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sweeps", type=Path, nargs="+")
-    ap.add_argument("--actor", choices=sorted(ACTOR_OUTPUTS), default="stochastic",
+    ap.add_argument("--actor", choices=sorted(FINAL_ACTORS), default="stochastic",
                     help="whose final evaluation is the gain (stochastic: what the DSRL reference evaluates)")
     args = ap.parse_args()
-    import torch
-
-    torch.manual_seed(0)
     every = []
     print("| sweep | runs | corr(q_data, mc): mean [range] | overestimate | unsolved after success | gain |")
     print("|---|---|---|---|---|---|")
