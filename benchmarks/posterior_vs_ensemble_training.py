@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from postbc.data import DemoDataset
-from postbc.pretrain.command import PretrainConfig, dataset_identity, posterior_target_noise
+from postbc.experiments.coverage import load_run_dataset
+from postbc.io.checkpoint import load_checkpoint
+from postbc.pretrain.command import PretrainConfig, dataset_identity, posterior_target_noise, stream_seeds
 from postbc.pretrain.posterior import PosteriorEstimate
 
 
@@ -49,26 +50,25 @@ def refit(run: Path, milestones: list[int], hidden: int | None, work: Path) -> l
     cfg = dataclasses.replace(cfg, out=work, quiet=True, ensemble_hidden=hidden or cfg.ensemble_hidden)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    dataset = DemoDataset.load(cfg.dataset, obs_keys=cfg.obs_keys, filter_key=cfg.filter_key, max_demos=cfg.max_demos)
-    seeds = np.random.SeedSequence(cfg.seed).generate_state(3)  # as `postbc.pretrain.command.run` draws them
+    dataset = load_run_dataset(run)
+    identity, seeds = dataset_identity(dataset), stream_seeds(cfg.seed)
     obs = torch.from_numpy(dataset.normalized_obs())
     chunks = torch.from_numpy(dataset.action_chunks(cfg.chunk))
+    own_schedule = (saved["ensemble_epochs"], saved["ensemble_hidden"])
     rows = []
     for epochs in sorted(milestones):
         for stem in ("posterior", "ensemble"):  # keep the resumable checkpoint, drop the finished artefacts
             for path in work.glob(f"{stem}.*"):
                 path.unlink()
         start = time.perf_counter()
-        noise = posterior_target_noise(dataclasses.replace(cfg, ensemble_epochs=epochs), dataset, obs, chunks,
-                                       dataset_identity(dataset), seeds)
+        posterior = posterior_target_noise(dataclasses.replace(cfg, ensemble_epochs=epochs), dataset, obs, chunks,
+                                           identity, seeds).posterior
         row = {"epochs": epochs, "hidden": cfg.ensemble_hidden, "fit_s": time.perf_counter() - start,
-               **describe(std_per_sample(noise.posterior))}
-        if epochs == saved["ensemble_epochs"] and cfg.ensemble_hidden == saved["ensemble_hidden"]:
-            from safetensors.torch import load_file
-
-            reference = load_file(str(run / "posterior.safetensors"))["factor"]
-            row["max_diff_to_run"] = float((noise.posterior.covariance() - PosteriorEstimate(
-                noise.posterior.mean, reference, noise.posterior.kind).covariance()).abs().max())
+               **describe(std_per_sample(posterior))}
+        if (epochs, cfg.ensemble_hidden) == own_schedule:
+            tensors, meta = load_checkpoint(run / "posterior")
+            reference = PosteriorEstimate.from_tensors(tensors, meta["kind"])
+            row["max_diff_to_run"] = float((posterior.covariance() - reference.covariance()).abs().max())
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows

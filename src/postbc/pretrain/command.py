@@ -145,6 +145,13 @@ def dataset_identity(dataset: Any) -> dict[str, Any]:
     }
 
 
+def stream_seeds(seed: int):
+    """The seeds of a run's three random streams, in order: bootstrap, ensemble, policy."""
+    import numpy as np
+
+    return np.random.SeedSequence(seed).generate_state(3)
+
+
 def load_finished(stem: Path, identity: dict[str, Any]):
     """(tensors, meta) of a finished artifact of this run (policy, posterior), refused if made from other data."""
     from postbc.errors import PostBCError
@@ -164,7 +171,6 @@ def load_finished(stem: Path, identity: dict[str, Any]):
 
 def run(cfg: PretrainConfig):
     """Pretrain and write the run directory; returns the loaded `PretrainedPolicy`."""
-    import numpy as np
     import torch
 
     from postbc.data import DemoDataset
@@ -198,7 +204,7 @@ def run(cfg: PretrainConfig):
         say(f"{out} already holds a finished {cfg.method} policy; nothing to do")
         return PretrainedPolicy.load(out)
 
-    seeds = np.random.SeedSequence(cfg.seed).generate_state(3)  # bootstrap, ensemble, policy streams
+    seeds = stream_seeds(cfg.seed)
     obs = torch.from_numpy(dataset.normalized_obs()).to(device)
     chunks = torch.from_numpy(dataset.action_chunks(cfg.chunk)).to(device)
     if cfg.method == "bc":
