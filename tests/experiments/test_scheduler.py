@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from postbc.experiments import markers
-from postbc.experiments.plan import Stage
+from postbc.experiments.plan import Stage, stage_complete, with_dep_dirs
 from postbc.experiments.scheduler import LocalBackend, run_stages
 from postbc.experiments.worker import execute_stage
 
@@ -87,6 +87,38 @@ def test_a_done_stage_missing_an_output_of_its_config_runs_again(tmp_path):
     finally:
         backend.close()
     assert result.skipped == ["final"] and result.done == ["after"] and starts(now) == 2
+
+
+def test_a_grown_budget_continues_a_finished_run_and_redoes_what_read_it(tmp_path):
+    """Raising a finished finetuning stage's `steps` continues that run from its checkpoint; the final evaluation
+    that had read it runs again, its earlier result kept under superseded/; nothing else is redone."""
+    import dataclasses
+
+    def plan(steps):
+        run = dataclasses.replace(standin(tmp_path, "run", steps=steps), extendable=("steps",))
+        final = dataclasses.replace(standin(tmp_path, "final", deps=["run"]), outputs=("step.json",))
+        other = standin(tmp_path, "other")
+        return [run, final, other]
+
+    backend = LocalBackend(max_workers=1, cpus_per_run=1)
+    try:
+        assert sorted(run_stages(plan(2), backend).done) == ["final", "other", "run"]
+        first_final = markers.read_marker(tmp_path / "final", markers.DONE)
+        result = run_stages(plan(2), backend)
+        assert result.done == [] and sorted(result.skipped) == ["final", "other", "run"]
+
+        result = run_stages(plan(4), backend)
+        assert result.done == ["run", "final"] and result.skipped == ["other"]
+    finally:
+        backend.close()
+    run, final, other = plan(4)
+    assert json.loads((run.dir / "step.json").read_text()) == {"step": 4}
+    assert starts(run) == 2 and starts(final) == 2 and starts(other) == 1
+    kept = final.dir / "superseded" / str(int(first_final["finished_at"]))
+    assert markers.read_marker(kept, markers.DONE) == first_final and (kept / "step.json").exists()
+    assert markers.read_marker(run.dir, markers.DONE)["config"]["steps"] == 4
+    # a smaller budget than the run's is not a reason to run it again
+    assert all(stage_complete(s) for s in with_dep_dirs(plan(3)))
 
 
 def test_sweep_finals_of_noise_actor_runs_require_both_actors_outputs():

@@ -40,6 +40,8 @@ class Stage:
     params: dict[str, Any]  # grid coordinates, for the report
     deps: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()  # files a finished stage holds under this config (see `stage_complete`)
+    extendable: tuple[str, ...] = ()  # budget options (config keys) that may grow after the stage finished
+    dep_dirs: tuple[Path, ...] = ()  # the directories of `deps`, filled by `with_dep_dirs`
 
     @property
     def uses_device(self) -> bool:
@@ -80,7 +82,13 @@ def plan_sweep(cfg: SweepConfig, root: Path) -> list[Stage]:
             for method in g.methods:
                 for seed in g.seeds:
                     stages += _policy_stages(cfg, root, collect, task, demos, method, seed)
-    return stages
+    return with_dep_dirs(stages)
+
+
+def with_dep_dirs(stages: list[Stage]) -> list[Stage]:
+    """The stages with `dep_dirs` filled from their deps' names (every dep must be among `stages`)."""
+    dirs = {s.name: s.dir for s in stages}
+    return [dataclasses.replace(s, dep_dirs=tuple(dirs[d] for d in s.deps)) for s in stages]
 
 
 def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demos: int, method: str,
@@ -105,7 +113,7 @@ def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demo
             module="postbc.finetune.command", config_class="FinetuneConfig",
             config={**cfg.finetune_options(task, algo), "checkpoint": str(pretrain_dir), "task": task, "out": str(ft_dir),
                     "algo": algo, "seed": seed, "quiet": True},
-            params={**params, "algo": algo}, deps=(pretrain.name,),
+            params={**params, "algo": algo}, deps=(pretrain.name,), extendable=("steps",),
         )
         stages.append(finetune)
         if cfg.evaluate.final_episodes:
@@ -115,9 +123,20 @@ def _policy_stages(cfg: SweepConfig, root: Path, collect: Stage, task: str, demo
 
 
 def stage_complete(stage: Stage) -> bool:
-    """DONE, and holding every output its config writes now: a stage that finished under older code without one
-    (a DSRL final evaluation from before it evaluated the stochastic actor) runs again."""
-    return markers.is_done(stage.dir) and all((stage.dir / name).exists() for name in stage.outputs)
+    """Whether a finished stage stands as it is. Not when it is not DONE; nor when it lacks an output its config
+    writes now (a DSRL final evaluation from before it evaluated the stochastic actor); nor when its config
+    asks a larger budget than it ran (`extendable`: a finetuning run whose `steps` grew continues from its
+    checkpoints); nor when a stage it read finished after it started (the final evaluation of a run that
+    has since been extended, the evaluation of a policy pretrained again)."""
+    done = markers.read_marker(stage.dir, markers.DONE)
+    if done is None or not all((stage.dir / name).exists() for name in stage.outputs):
+        return False
+    ran = done.get("config", {})
+    if any(key in ran and ran[key] < stage.config[key] for key in stage.extendable):
+        return False
+    started = done.get("finished_at", 0.0) - done.get("wall_time_s", 0.0)
+    return not any(upstream.get("finished_at", 0.0) > started
+                   for upstream in (markers.read_marker(d, markers.DONE) for d in stage.dep_dirs) if upstream)
 
 
 def eval_stage(cfg: SweepConfig, out: Path, kind: str, policy_dir: Path, task: str, episodes: int,

@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 from postbc.errors import PostBCError
 from postbc.experiments import markers
-from postbc.experiments.plan import KINDS, Stage, stage_complete
+from postbc.experiments.plan import KINDS, Stage, stage_complete, with_dep_dirs
 from postbc.experiments.worker import execute_stage, init_worker
 
 
@@ -168,6 +168,21 @@ def launch_priority(stage: Stage) -> tuple[int, int]:
     return kind, stage.params.get("seed", 0)
 
 
+def standing(stages: list[Stage]) -> list[str]:
+    """The stages whose results stand, in the order given: complete (`stage_complete`), after stages that all stand
+    too (a stage after one that runs again, such as the final evaluation of a run whose budget grew, runs again)."""
+    by_name = {s.name: s for s in with_dep_dirs(stages)}
+    stand: dict[str, None] = {}  # ordered set
+    growing = True
+    while growing:
+        growing = False
+        for name, s in by_name.items():
+            if name not in stand and all(d in stand for d in s.deps) and stage_complete(s):
+                stand[name] = None
+                growing = True
+    return list(stand)
+
+
 def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, str, dict], None] | None = None) -> SweepResult:
     """Run every stage of the DAG on `backend`; `on_event(kind, name, result)` reports progress."""
     by_name = {s.name: s for s in stages}
@@ -175,16 +190,16 @@ def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, s
         missing = [d for d in s.deps if d not in by_name]
         if missing:
             raise ValueError(f"stage {s.name} depends on unknown stage(s) {missing}")
+    by_name = {s.name: s for s in with_dep_dirs(stages)}
     on_event = on_event or (lambda *a: None)
     result = SweepResult()
     finished: set[str] = set()
     pending = dict(by_name)
-    for name, s in list(pending.items()):
-        if stage_complete(s):
-            finished.add(name)
-            result.skipped.append(name)
-            del pending[name]
-            on_event("skipped", name, {})
+    for name in standing(list(by_name.values())):
+        finished.add(name)
+        result.skipped.append(name)
+        del pending[name]
+        on_event("skipped", name, {})
     running: dict[Any, str] = {}
 
     capacity = getattr(backend, "capacity", None)

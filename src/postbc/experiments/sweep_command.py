@@ -85,8 +85,8 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     from postbc.errors import PostBCError
     from postbc.experiments import markers
     from postbc.experiments.config import load_sweep_config
-    from postbc.experiments.plan import plan_sweep, stage_complete
-    from postbc.experiments.scheduler import run_stages, stage_devices
+    from postbc.experiments.plan import plan_sweep
+    from postbc.experiments.scheduler import run_stages, stage_devices, standing
     from postbc.io.atomic import atomic_write_json
     from postbc.io.config import to_jsonable
 
@@ -97,9 +97,10 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     if not stages:
         raise PostBCError(f"--only {cfg.only!r} matches no stage of {cfg.config}; names look like pretrain/toy-d5-bc-s0")
     if cfg.dry_run:
+        stand = set(standing(stages))
         for s in stages:
             status = markers.stage_status(s.dir)
-            print(f"{'redo' if status == 'done' and not stage_complete(s) else status:8s} {s.name}")
+            print(f"{'redo' if status == 'done' and s.name not in stand else status:8s} {s.name}")
         return None
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg.out / "sweep.json", {"source": str(cfg.config), "config": to_jsonable(sweep)})

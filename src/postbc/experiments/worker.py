@@ -96,6 +96,7 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
     with _stage_lock(stage.dir):
         if stage_complete(stage):  # finished by a sweep that was killed before it heard back
             return {"name": stage.name, "status": "skipped", "error": None, "wall_time_s": 0.0}
+        markers.supersede(stage.dir, stage.outputs)
         record = {"name": stage.name, "kind": stage.kind, "params": stage.params, "config": stage.config,
                   "host": socket.gethostname(), "pid": os.getpid()}
         markers.write_started(stage.dir, {**record, "started_at": time.time()})
