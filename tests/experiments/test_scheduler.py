@@ -119,6 +119,8 @@ def test_a_grown_budget_continues_a_finished_run_and_redoes_what_read_it(tmp_pat
     assert markers.read_marker(run.dir, markers.DONE)["config"]["steps"] == 4
     # a smaller budget than the run's is not a reason to run it again
     assert all(stage_complete(s) for s in with_dep_dirs(plan(3)))
+    # nor is a budget the config no longer names (the command's default then applies, as it did)
+    assert stage_complete(dataclasses.replace(run, config={"out": str(run.dir)}))
 
 
 def test_sweep_finals_of_noise_actor_runs_require_both_actors_outputs():

@@ -132,7 +132,7 @@ def stage_complete(stage: Stage) -> bool:
     if done is None or not all((stage.dir / name).exists() for name in stage.outputs):
         return False
     ran = done.get("config", {})
-    if any(key in ran and ran[key] < stage.config[key] for key in stage.extendable):
+    if any(key in ran and key in stage.config and ran[key] < stage.config[key] for key in stage.extendable):
         return False
     started = done.get("finished_at", 0.0) - done.get("wall_time_s", 0.0)
     return not any(upstream.get("finished_at", 0.0) > started
