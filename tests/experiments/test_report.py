@@ -62,6 +62,7 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     assert int(cost["pretrain"]["runs"]) == 2 and float(cost["pretrain"]["cpu_h"]) > 0
     assert float(cost["finetune"]["env_steps_per_s"]) > 0 and int(cost["finetune"]["runs"]) == 1  # the failed one is out
     assert float(cost["finetune"]["cpu_h"]) > 0 and cost["finetune"]["cpu_runs"] == "1"
+    assert (cost["finetune"]["algo"], cost["final"]["algo"], cost["pretrain"]["algo"]) == ("dsrl", "dsrl", "")
     status = (report / "status.md").read_text()
     assert "| finetune/toy-d4-postbc-dsrl-s0 | failed | RuntimeError: boom |" in status
     assert "| pretrain/toy-d4-bc-s1 | missing |" in status

@@ -354,23 +354,24 @@ def _last_logged(run: Run, key: str) -> float:
 
 
 def cost_rows(results: SweepResults) -> list[dict[str, Any]]:
-    """What the finished stages cost, per kind: runs, wall time (total and per run, `run_wall`), CPU time
-    (`run_cpu`: the total where every run's is known, the mean over those known and how many they are), and for
-    online finetuning the env steps per second of whole runs."""
-    by_kind: dict[str, list[tuple[dict, Run]]] = defaultdict(list)
+    """What the finished stages cost, per kind (and per algorithm for finetuning and its final evaluation, whose
+    costs differ by algorithm): runs, wall time (total and per run, `run_wall`), CPU time (`run_cpu`: the total
+    where every run's is known, the mean over those known and how many they are), and for online finetuning the
+    env steps per second of whole runs."""
+    by_kind: dict[tuple[str, str], list[tuple[dict, Run]]] = defaultdict(list)
     for r in results.runs:
         done = markers.read_marker(r.stage.dir, markers.DONE) if r.status == "done" else None
         if done and done.get("wall_time_s") is not None:
-            by_kind[r.stage.kind].append((done, r))
+            by_kind[(r.stage.kind, r.stage.params.get("algo", ""))].append((done, r))
     rows = []
-    for kind, items in by_kind.items():
+    for (kind, algo), items in by_kind.items():
         walls = [run_wall(d, r) for d, r in items]
         cpus = [c for c in (run_cpu(d, r) for d, r in items) if np.isfinite(c)]
         speeds = [_float(r.metrics[-1].get("env_steps")) / wall for (_, r), wall in zip(items, walls)
                   if kind == "finetune" and r.metrics and "env_steps" in r.metrics[-1] and wall > 0]
         rows.append({
-            "kind": kind, "runs": len(items), "wall_h": sum(walls) / 3600, "wall_per_run_min": np.mean(walls) / 60,
-            "cpu_h": sum(cpus) / 3600 if len(cpus) == len(items) else math.nan,
+            "kind": kind, "algo": algo, "runs": len(items), "wall_h": sum(walls) / 3600,
+            "wall_per_run_min": np.mean(walls) / 60, "cpu_h": sum(cpus) / 3600 if len(cpus) == len(items) else math.nan,
             "cpu_per_run_h": np.mean(cpus) / 3600 if cpus else math.nan, "cpu_runs": len(cpus),
             "env_steps_per_s": float(np.mean(speeds)) if speeds else math.nan,
         })
