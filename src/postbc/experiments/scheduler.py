@@ -170,15 +170,15 @@ def launch_priority(stage: Stage) -> tuple[int, int]:
 
 def standing(stages: list[Stage]) -> list[str]:
     """The stages whose results stand, in the order given: complete (`stage_complete`), after stages that all stand
-    too (a stage after one that runs again, such as the final evaluation of a run whose budget grew, runs again)."""
-    by_name = {s.name: s for s in with_dep_dirs(stages)}
+    too (a stage after one that runs again, such as the final evaluation of a run whose budget grew, runs again).
+    `stages` carry their `dep_dirs` (`plan_sweep` and `run_stages` fill them)."""
     stand: dict[str, None] = {}  # ordered set
     growing = True
     while growing:
         growing = False
-        for name, s in by_name.items():
-            if name not in stand and all(d in stand for d in s.deps) and stage_complete(s):
-                stand[name] = None
+        for s in stages:
+            if s.name not in stand and all(d in stand for d in s.deps) and stage_complete(s):
+                stand[s.name] = None
                 growing = True
     return list(stand)
 
