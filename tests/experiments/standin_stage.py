@@ -1,4 +1,5 @@
-"""A stand-in sweep stage for scheduler tests: counts to `steps`, checkpointing each step, or fails."""
+"""A stand-in sweep stage for scheduler tests: counts to `steps`, checkpointing each step, or fails; may write an
+artifact and read its dependency's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class StandinConfig:
     sleep: float = 0.0
     fail: bool = False
     device: str = "auto"
+    artifact: str = ""  # when set, also writes it to model.safetensors (what a sweep record leaves out)
+    reads: str = ""  # a file that must exist (a stage's input from the stage it depends on)
 
 
 def run(cfg: StandinConfig) -> None:
@@ -25,6 +28,10 @@ def run(cfg: StandinConfig) -> None:
     (out / "device.txt").write_text(cfg.device)
     if cfg.fail:
         raise RuntimeError("stand-in stage asked to fail")
+    if cfg.reads and not Path(cfg.reads).exists():
+        raise FileNotFoundError(cfg.reads)
+    if cfg.artifact:
+        (out / "model.safetensors").write_text(cfg.artifact)
     ckpt = out / "step.json"
     step = json.loads(ckpt.read_text())["step"] if ckpt.exists() else 0
     while step < cfg.steps:

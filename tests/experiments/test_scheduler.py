@@ -1,11 +1,12 @@
 """The DAG runner with stand-in stages in real worker processes (no torch, a few seconds)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from postbc.experiments import markers
+from postbc.experiments import markers, record
 from postbc.experiments.plan import Stage, stage_complete, with_dep_dirs
 from postbc.experiments.scheduler import LocalBackend, run_stages
 from postbc.experiments.worker import execute_stage
@@ -73,8 +74,6 @@ def test_worker_resumes_a_started_stage_and_skips_a_done_one(tmp_path):
 def test_a_done_stage_missing_an_output_of_its_config_runs_again(tmp_path):
     """A stage that finished under older code, before its command wrote every file it writes now (a DSRL final
     evaluation from before the stochastic actor's), runs again; the stages after it wait for it."""
-    import dataclasses
-
     old = standin(tmp_path, "final", steps=2)
     after = standin(tmp_path, "after", deps=["final"])
     assert execute_stage(old)["status"] == "done"
@@ -92,8 +91,6 @@ def test_a_done_stage_missing_an_output_of_its_config_runs_again(tmp_path):
 def test_a_grown_budget_continues_a_finished_run_and_redoes_what_read_it(tmp_path):
     """Raising a finished finetuning stage's `steps` continues that run from its checkpoint; the final evaluation
     that had read it runs again, its earlier result kept under superseded/; nothing else is redone."""
-    import dataclasses
-
     def plan(steps):
         run = dataclasses.replace(standin(tmp_path, "run", steps=steps), extendable=("steps",))
         final = dataclasses.replace(standin(tmp_path, "final", deps=["run"]), outputs=("step.json",))
@@ -177,3 +174,117 @@ def test_a_stopped_grid_holds_every_method_at_its_first_seeds(tmp_path):
     backend = RecordingBackend(capacity=1)
     assert run_stages(stages, backend).ok
     assert backend.order == ["finetune/bc-s0", "finetune/postbc-s0", "finetune/bc-s1", "finetune/postbc-s1"]
+
+
+# Sweep records (`postbc sweep --record`, postbc.experiments.record): a grid outlives its run directory.
+
+def record_all(stages, dest: Path) -> None:
+    for s in stages:
+        record.sync(s.dir, dest / s.name)
+
+
+def restore_all(stages, dest: Path) -> None:
+    for s in stages:
+        record.restore(dest / s.name, s.dir)
+
+
+@pytest.fixture
+def backend():
+    b = LocalBackend(max_workers=1, cpus_per_run=1)
+    yield b
+    b.close()
+
+
+def test_a_record_keeps_small_files_and_the_checksums_of_what_it_leaves_out(tmp_path):
+    s = standin(tmp_path / "run", "pretrain", artifact="weights")
+    assert execute_stage(s)["status"] == "done"
+    (s.dir / "tb").mkdir()
+    (s.dir / "tb" / "events").write_text("x")
+    (s.dir / "big.log").write_text("x" * (record.SMALL_BYTES + 1))
+    dest = tmp_path / "rec" / s.name
+    assert record.sync(s.dir, dest) and not record.sync(s.dir, dest)  # recorded once, then up to date
+    kept = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+    assert kept == {"DONE.json", "stage.json", "stage.log", "starts.txt", "step.json", "device.txt", record.MANIFEST}
+    left_out = record.manifest(dest)["left_out"]
+    assert set(left_out) == {"model.safetensors", "tb/events", "big.log"}
+    assert left_out["model.safetensors"]["sha256"] == record.sha256(s.dir / "model.safetensors")
+
+
+def test_a_lost_run_dir_is_restored_and_only_what_a_stage_to_run_needs_is_refilled(tmp_path, backend):
+    """The record of data -> pretrain (-> eval, both done) is restored into an empty directory; the finetune still to
+    run needs the pretrained artifact, so pretrain runs again, and data before it; the refills match the record, so
+    their recorded markers stand and the eval is not redone."""
+    def plan(root):
+        data = standin(root, "data", artifact="demos")
+        pre = standin(root, "pretrain", deps=["data"], artifact="weights", reads=str(root / "data" / "model.safetensors"))
+        ev = dataclasses.replace(standin(root, "eval", deps=["pretrain"], reads=str(root / "pretrain" / "model.safetensors")),
+                                 outputs=("step.json",))
+        ft = standin(root, "finetune", deps=["pretrain"], reads=str(root / "pretrain" / "model.safetensors"))
+        return data, pre, ev, ft
+
+    rec = tmp_path / "record"
+    first = plan(tmp_path / "a")
+    assert sorted(run_stages(list(first[:3]), backend).done) == ["data", "eval", "pretrain"]
+    record_all(first, rec)
+    recorded_done = markers.read_marker(rec / "pretrain", markers.DONE)
+
+    stages = plan(tmp_path / "b")  # a new machine: nothing but the record
+    restore_all(stages, rec)
+    assert all(markers.is_done(s.dir) for s in stages[:3]) and record.missing(stages[1].dir) == ["model.safetensors"]
+    result = run_stages(list(stages), backend)
+    assert result.ok and result.skipped == ["eval"] and result.done == ["data", "pretrain", "finetune"]
+    data, pre, ev, ft = stages
+    assert markers.read_marker(pre.dir, markers.DONE) == recorded_done and not record.missing(pre.dir)
+    assert starts(ev) == 1 and starts(pre) == 1  # the refill ran (the artifact is back), its own files gave way to the record's
+    assert not (pre.dir / "superseded").exists() and not (pre.dir / ".refill").exists()
+    # everything now stands: a further sweep runs nothing
+    result = run_stages(list(stages), backend)
+    assert result.done == [] and len(result.skipped) == 4
+
+
+def test_a_refill_that_differs_from_the_record_stands_as_a_new_run(tmp_path, backend):
+    rec = tmp_path / "record"
+    pre = standin(tmp_path / "a", "pretrain", artifact="weights v1")
+    assert run_stages([pre], backend).done == ["pretrain"]
+    record_all([pre], rec)
+    recorded_done = markers.read_marker(rec / "pretrain", markers.DONE)
+
+    root = tmp_path / "b"
+    pre2 = standin(root, "pretrain", artifact="weights v2")  # not deterministic after all
+    ft = standin(root, "finetune", deps=["pretrain"], reads=str(root / "pretrain" / "model.safetensors"))
+    restore_all([pre2, ft], rec)
+    result = run_stages([pre2, ft], backend)
+    assert result.done == ["pretrain", "finetune"]
+    assert (pre2.dir / "model.safetensors").read_text() == "weights v2"
+    new_done = markers.read_marker(pre2.dir, markers.DONE)
+    assert new_done["finished_at"] > recorded_done["finished_at"] and not (pre2.dir / record.MANIFEST).exists()
+    kept = pre2.dir / "superseded" / str(int(recorded_done["finished_at"]))
+    assert markers.read_marker(kept, markers.DONE) == recorded_done
+    record.sync(pre2.dir, rec / "pretrain")  # the record now holds the new run
+    assert record.manifest(rec / "pretrain")["left_out"]["model.safetensors"]["sha256"] == \
+        record.sha256(pre2.dir / "model.safetensors")
+
+
+def test_a_restored_run_whose_budget_grew_starts_clean(tmp_path, backend):
+    rec = tmp_path / "record"
+    run = dataclasses.replace(standin(tmp_path / "a", "run", steps=2, artifact="replay"), extendable=("steps",))
+    run_stages([run], backend)
+    record_all([run], rec)
+    grown = dataclasses.replace(standin(tmp_path / "b", "run", steps=4, artifact="replay"), extendable=("steps",))
+    restore_all([grown], rec)
+    (grown.dir / "step.json").write_text(json.dumps({"step": 2}))  # as recorded: a checkpoint without its buffer
+    assert run_stages([grown], backend).done == ["run"]
+    assert json.loads((grown.dir / "step.json").read_text()) == {"step": 4}
+    assert not record.missing(grown.dir) and (grown.dir / "superseded").is_dir()
+
+
+def test_restore_leaves_a_directory_with_work_in_it_alone(tmp_path):
+    s = standin(tmp_path / "a", "run")
+    execute_stage(s)
+    record.save(s.dir, tmp_path / "rec")
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "step.json").write_text(json.dumps({"step": 7}))  # a later run under way
+    assert not record.restore(tmp_path / "rec", live)
+    assert not markers.is_done(live)
+    assert record.restore(tmp_path / "rec", tmp_path / "empty") and markers.is_done(tmp_path / "empty")

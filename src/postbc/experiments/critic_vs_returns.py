@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from postbc.errors import PostBCError
+from postbc.experiments import record
 from postbc.finetune.config import NOISE_ACTOR_ALGOS
 
 COLUMNS = ("env_steps", "episodes", "mc", "q_data", "overestimate", "corr", "actor_gap", "solved",
@@ -30,6 +31,10 @@ def critic_rows(results) -> list[dict[str, Any]]:
             if p["algo"] not in NOISE_ACTOR_ALGOS:
                 continue
             row = {"task": p["task"], "demos": p["demos"], "algo": p["algo"], "method": p["method"], "seed": p["seed"]}
+            if record.missing(run.stage.dir):
+                rows.append({**row, **{c: None for c in COLUMNS},
+                             "note": "restored from a sweep record, which keeps no checkpoint: not measured here"})
+                continue
             try:
                 rows.append({**row, **critic_summary(run.stage.dir), "note": ""})
             except PostBCError as e:

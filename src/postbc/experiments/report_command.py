@@ -53,13 +53,14 @@ class ReportConfig:
 
 
 def coverage_figures(results, cfg: ReportConfig) -> list[Path]:
-    """For each (task, demos): the first seed with a finished postbc run (and a baseline for the densities)."""
-    from postbc.experiments import coverage
+    """For each (task, demos): the first seed with a finished postbc run on this machine (and a baseline for the
+    densities)."""
+    from postbc.experiments import coverage, record
     from postbc.policies.pretrained import PretrainedPolicy
     from postbc.pretrain.command import METHODS
 
     done = {(r.stage.params["task"], r.stage.params["demos"], r.stage.params["method"], r.stage.params["seed"]): r.stage.dir
-            for r in results.of_kind("pretrain")}
+            for r in results.of_kind("pretrain") if not record.missing(r.stage.dir)}  # restored ones lack their policies
     paths, covered = [], set()
     for (task, demos, method, seed), run_dir in sorted(done.items()):
         if method != "postbc" or (task, demos) in covered:

@@ -1,6 +1,7 @@
 """Run a DAG of stages on a backend: each stage starts as soon as the stages it depends on are done.
 
-Stages already DONE are not run again; a failed stage is recorded and its dependents are
+Stages already DONE are not run again (unless a stage to run needs the artifacts a sweep record left out:
+`refills`); a failed stage is recorded and its dependents are
 reported as blocked, while every other branch of the DAG goes on. Backends differ only in how
 a stage is started and how finished ones are collected (`submit` / `wait`).
 """
@@ -16,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Protocol
 
 from postbc.errors import PostBCError
-from postbc.experiments import markers
+from postbc.experiments import markers, record
 from postbc.experiments.plan import KINDS, Stage, stage_complete, with_dep_dirs
 from postbc.experiments.worker import execute_stage, init_worker
 
@@ -183,6 +184,19 @@ def standing(stages: list[Stage]) -> list[str]:
     return list(stand)
 
 
+def refills(by_name: dict[str, Stage], stand: list[str]) -> set[str]:
+    """The standing stages restored from a sweep record without their artifacts (`record.missing`) that a stage still
+    to run needs, directly or through another such stage: they run again to refill them (`worker.execute_stage`)."""
+    stand_set, out = set(stand), set()
+    todo = [d for s in by_name.values() if s.name not in stand_set for d in s.deps]
+    while todo:
+        name = todo.pop()
+        if name in stand_set and name not in out and record.missing(by_name[name].dir):
+            out.add(name)
+            todo += by_name[name].deps
+    return out
+
+
 def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, str, dict], None] | None = None) -> SweepResult:
     """Run every stage of the DAG on `backend`; `on_event(kind, name, result)` reports progress."""
     by_name = {s.name: s for s in stages}
@@ -195,7 +209,9 @@ def run_stages(stages: list[Stage], backend: Backend, on_event: Callable[[str, s
     result = SweepResult()
     finished: set[str] = set()
     pending = dict(by_name)
-    for name in standing(list(by_name.values())):
+    stand = standing(list(by_name.values()))
+    refill = refills(by_name, stand)
+    for name in (n for n in stand if n not in refill):
         finished.add(name)
         result.skipped.append(name)
         del pending[name]

@@ -44,6 +44,10 @@ class SweepCommandConfig:
     """run only the stages whose name contains this text, plus the stages they depend on (e.g. "pretrain/")."""
     dry_run: bool = False
     """list the stages and their status, run nothing."""
+    record: Path | None = None
+    """keep each finished stage's small files (metrics, evaluations, markers; not its policies, demos or replay) in
+    this directory, to commit; a later sweep restores from it the stages its --out lacks and reruns only those whose
+    artifacts a stage still to run needs (docs/experiments.md, "Records")."""
 
     def __post_init__(self) -> None:
         if self.ray_address:
@@ -54,6 +58,7 @@ class SweepCommandConfig:
         require_positive("gpus_per_run", self.gpus_per_run, allow_zero=True)
         self.config = Path(self.config)
         self.out = Path(self.out) if self.out is not None else Path("runs") / self.config.stem
+        self.record = Path(self.record) if self.record is not None else None
 
 
 def select(stages, only: str | None):
@@ -83,10 +88,10 @@ def make_backend(cfg: SweepCommandConfig, ray_init: dict | None = None, gpus: li
 def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     """Run the sweep; returns its `SweepResult`. `ray_init`: extra `ray.init` arguments (tests)."""
     from postbc.errors import PostBCError
-    from postbc.experiments import markers
+    from postbc.experiments import markers, record
     from postbc.experiments.config import load_sweep_config
     from postbc.experiments.plan import plan_sweep
-    from postbc.experiments.scheduler import run_stages, stage_devices, standing
+    from postbc.experiments.scheduler import run_stages, stage_devices
     from postbc.io.atomic import atomic_write_json
     from postbc.io.config import to_jsonable
 
@@ -97,12 +102,14 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     if not stages:
         raise PostBCError(f"--only {cfg.only!r} matches no stage of {cfg.config}; names look like pretrain/toy-d5-bc-s0")
     if cfg.dry_run:
-        stand = set(standing(stages))
-        for s in stages:
-            status = markers.stage_status(s.dir)
-            print(f"{'redo' if status == 'done' and s.name not in stand else status:8s} {s.name}")
+        print_plan(stages, cfg.record)
         return None
     cfg.out.mkdir(parents=True, exist_ok=True)
+    if cfg.record is not None:
+        restored = sum(record.restore(cfg.record / s.name, s.dir) for s in stages)
+        recorded = sum(record.sync(s.dir, cfg.record / s.name) for s in stages)
+        print(f"record {cfg.record}: {restored} finished stage(s) restored from it, {recorded} recorded into it")
+    by_name = {s.name: s for s in stages}
     atomic_write_json(cfg.out / "sweep.json", {"source": str(cfg.config), "config": to_jsonable(sweep)})
     t0 = time.perf_counter()
 
@@ -112,7 +119,11 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
         nonlocal cpu_time
         cpu_time += res.get("cpu_time_s") or 0.0
         if kind == "done":
-            print(f"[{time.perf_counter() - t0:7.1f}s] done     {name} ({res['wall_time_s']:.1f}s)", flush=True)
+            refilled = " refilled" + (f": {', '.join(res['changed'])} differ from the record's, the new run stands"
+                                      if res["changed"] else ", as recorded") if res.get("refilled") else ""
+            print(f"[{time.perf_counter() - t0:7.1f}s] done     {name} ({res['wall_time_s']:.1f}s){refilled}", flush=True)
+            if cfg.record is not None:
+                record.sync(by_name[name].dir, cfg.record / name)
         elif kind == "failed":
             print(f"[{time.perf_counter() - t0:7.1f}s] FAILED   {name}: {res['error']}", flush=True)
         elif kind in ("started", "blocked"):
@@ -133,6 +144,25 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
         raise PostBCError(f"{len(result.failed)} stage(s) failed; fix the cause and run the same command again "
                           "(finished stages are kept)")
     return result
+
+
+def print_plan(stages, record_dir: Path | None) -> None:
+    """`--dry-run`: each stage's status; `redo`: done but runs again (its budget grew, or what it read changed);
+    `recorded`: not here but in the record (restored, not run); `refill`: restored without the artifacts a stage
+    still to run needs, so it runs again."""
+    from postbc.experiments import markers, record
+    from postbc.experiments.scheduler import refills, standing
+
+    by_name = {s.name: s for s in stages}
+    stand = standing(stages)
+    refill = refills(by_name, stand)
+    for s in stages:
+        status = markers.stage_status(s.dir)
+        if status == "missing" and record_dir is not None and record.recorded_at(record_dir / s.name) is not None:
+            status = "recorded"
+        elif status == "done":
+            status = "refill" if s.name in refill else "done" if s.name in stand else "redo"
+        print(f"{status:8s} {s.name}")
 
 
 def utilisation_line(wall: float, cpu: float, backend: str) -> str:

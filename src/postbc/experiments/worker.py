@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
-from postbc.experiments import markers
+from postbc.experiments import markers, record
 from postbc.experiments.plan import Stage, stage_complete
 from postbc.utils import cpu_seconds
 
@@ -89,40 +89,56 @@ def _output_to(log_path: Path) -> Iterator[None]:
 
 def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dict[str, Any]:
     """Run `stage` unless it is done; returns {"name", "status": done | skipped | failed, "error", "wall_time_s"}.
+    A done stage restored from a sweep record without its artifacts (`record`) is run again to refill them; its
+    result then also says `refilled` and which artifacts `changed` from the recorded ones.
 
     `device` ("cpu", "cuda:1", ...) is given to the stage's command as its `device` option when its
     config has one (placement is the backend's decision, not the sweep config's)."""
     limit_threads(cpus)
     with _stage_lock(stage.dir):
-        if stage_complete(stage):  # finished by a sweep that was killed before it heard back
-            return {"name": stage.name, "status": "skipped", "error": None, "wall_time_s": 0.0}
-        markers.supersede(stage.dir, stage.outputs)
-        record = {"name": stage.name, "kind": stage.kind, "params": stage.params, "config": stage.config,
-                  "host": socket.gethostname(), "pid": os.getpid()}
-        markers.write_started(stage.dir, {**record, "started_at": time.time()})
-        t0, cpu0 = time.perf_counter(), cpu_seconds()
-        try:
-            with _output_to(stage.dir / "stage.log"):
-                print(f"=== {stage.name} started {time.ctime()}", flush=True)
-                module = importlib.import_module(stage.module)
-                cls = getattr(module, stage.config_class)
-                options = stage.config
-                if device is not None and "device" in {f.name for f in dataclasses.fields(cls)}:
-                    options = {**options, "device": device}
-                    print(f"device: {device}", flush=True)
-                cfg = _build_config(cls, options)
-                module.run(cfg)
-        except BaseException as e:  # noqa: BLE001 - every failure, even SystemExit, is recorded
-            wall = time.perf_counter() - t0
-            error = f"{type(e).__name__}: {e}"
-            markers.write_failed(stage.dir, {**record, "error": error, "traceback": traceback.format_exc(),
-                                             "wall_time_s": wall, "failed_at": time.time()})
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            return {"name": stage.name, "status": "failed", "error": error, "wall_time_s": wall}
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-        markers.write_done(stage.dir, {**record, "wall_time_s": wall, "cpu_time_s": cpu, "finished_at": time.time()})
-        return {"name": stage.name, "status": "done", "error": None, "wall_time_s": wall, "cpu_time_s": cpu}
+        hollow = bool(record.missing(stage.dir))
+        if stage_complete(stage):  # finished by a sweep that was killed before it heard back, or a refill
+            if not hollow:
+                return {"name": stage.name, "status": "skipped", "error": None, "wall_time_s": 0.0}
+            parked = record.park(stage.dir)
+            result = _run(stage, device)
+            changed = record.mismatches(stage.dir, parked) if result["status"] == "done" else []
+            record.unpark(stage.dir, parked, keep=result["status"] != "done" or not changed)
+            return {**result, "refilled": True, "changed": changed}
+        if hollow:  # a recorded result that runs again (its budget grew): the command starts clean
+            record.unpark(stage.dir, record.park(stage.dir), keep=False)
+        else:
+            markers.supersede(stage.dir, stage.outputs)
+        return _run(stage, device)
+
+
+def _run(stage: Stage, device: str | None) -> dict[str, Any]:
+    info = {"name": stage.name, "kind": stage.kind, "params": stage.params, "config": stage.config,
+               "host": socket.gethostname(), "pid": os.getpid()}
+    markers.write_started(stage.dir, {**info, "started_at": time.time()})
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    try:
+        with _output_to(stage.dir / "stage.log"):
+            print(f"=== {stage.name} started {time.ctime()}", flush=True)
+            module = importlib.import_module(stage.module)
+            cls = getattr(module, stage.config_class)
+            options = stage.config
+            if device is not None and "device" in {f.name for f in dataclasses.fields(cls)}:
+                options = {**options, "device": device}
+                print(f"device: {device}", flush=True)
+            cfg = _build_config(cls, options)
+            module.run(cfg)
+    except BaseException as e:  # noqa: BLE001 - every failure, even SystemExit, is recorded
+        wall = time.perf_counter() - t0
+        error = f"{type(e).__name__}: {e}"
+        markers.write_failed(stage.dir, {**info, "error": error, "traceback": traceback.format_exc(),
+                                         "wall_time_s": wall, "failed_at": time.time()})
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        return {"name": stage.name, "status": "failed", "error": error, "wall_time_s": wall}
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    markers.write_done(stage.dir, {**info, "wall_time_s": wall, "cpu_time_s": cpu, "finished_at": time.time()})
+    return {"name": stage.name, "status": "done", "error": None, "wall_time_s": wall, "cpu_time_s": cpu}
 
 
 def _build_config(cls: type, options: dict[str, Any]) -> Any:
