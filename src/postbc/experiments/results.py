@@ -295,11 +295,22 @@ def final_rows(results: SweepResults) -> list[dict[str, Any]]:
     """The final evaluations (`evaluate.final_episodes` of each finished finetuned policy) per (task, demos, algo,
     method, actor: `FINAL_ACTORS`): mean success and 95% interval across seeds, and the gain over the same seeds'
     pretrained evaluation (whose episodes are the first of the final ones)."""
-    pretrained = eval_success(results, "eval")
     episodes = results.config.evaluate.final_episodes if results.config else None
+    return final_table(eval_success(results, "eval"), final_successes(results), episodes)
+
+
+def final_successes(results: SweepResults) -> dict[str, dict[tuple, dict[int, float]]]:
+    """actor -> (task, demos, algo, method) -> seed -> final success."""
+    return {actor: eval_success(results, "final", file) for actor, file in FINAL_ACTORS.items()}
+
+
+def final_table(pretrained: dict[tuple, dict[int, float]], finals: dict[str, dict[tuple, dict[int, float]]],
+                episodes: int | None) -> list[dict[str, Any]]:
+    """`final_rows` from per-seed successes: `pretrained` (task, demos, method) -> seed -> success, `finals` as
+    `final_successes` gives them (or merged from several grids: benchmarks/combine_finals.py)."""
     rows = []
-    for actor, file in FINAL_ACTORS.items():
-        for (task, demos, algo, method), by_seed in sorted(eval_success(results, "final", file).items()):
+    for actor, by_run in finals.items():
+        for (task, demos, algo, method), by_seed in sorted(by_run.items()):
             seeds = sorted(by_seed)
             start = pretrained.get((task, demos, method), {})
             gains = [by_seed[s] - start[s] for s in seeds if s in start]
@@ -315,10 +326,15 @@ def final_paired_rows(results: SweepResults) -> list[dict[str, Any]]:
     """Same-seed differences of the final evaluations (per actor: `FINAL_ACTORS`), PostBC - BC and PostBC - sigma-BC
     (gain_diff: of the gains over each seed's pretrained evaluation), over the seeds where both methods have both
     evaluations."""
-    pretrained = eval_success(results, "eval")
+    return final_paired_table(eval_success(results, "eval"), final_successes(results))
+
+
+def final_paired_table(pretrained: dict[tuple, dict[int, float]],
+                       finals: dict[str, dict[tuple, dict[int, float]]]) -> list[dict[str, Any]]:
+    """`final_paired_rows` from per-seed successes (as `final_table` takes them)."""
     rows = []
-    for actor, file in FINAL_ACTORS.items():
-        for task, demos, algo, a, b, final_a, final_b in method_pairs(eval_success(results, "final", file)):
+    for actor, by_run in finals.items():
+        for task, demos, algo, a, b, final_a, final_b in method_pairs(by_run):
             start_a, start_b = pretrained.get((task, demos, a), {}), pretrained.get((task, demos, b), {})
             seeds = sorted(set(final_a) & set(final_b) & set(start_a) & set(start_b))
             if not seeds:
