@@ -208,6 +208,8 @@ def test_a_record_keeps_small_files_and_the_checksums_of_what_it_leaves_out(tmp_
     left_out = record.manifest(dest)["left_out"]
     assert set(left_out) == {"model.safetensors", "tb/events", "big.log"}
     assert left_out["model.safetensors"]["sha256"] == record.sha256(s.dir / "model.safetensors")
+    # restored elsewhere, only the artifact is missing: logs and events are not what a later stage reads
+    assert record.restore(dest, tmp_path / "elsewhere") and record.missing(tmp_path / "elsewhere") == ["model.safetensors"]
 
 
 def test_a_lost_run_dir_is_restored_and_only_what_a_stage_to_run_needs_is_refilled(tmp_path, backend):

@@ -5,11 +5,12 @@ outlives the machine (or the run directory) it ran on.
 without its artifacts (safetensors, HDF5, TensorBoard events, files over `SMALL_BYTES`), and writes `RECORD.json`
 there with the size and sha256 of every file left out. A later sweep on a machine that lacks a stage's directory
 copies the record back: the stage is DONE again (its metrics, evaluations and markers are the recorded run's) but
-*hollow*. A hollow stage that a pending stage needs (a pretrained policy that is still to be finetuned) is run again
-to refill its artifacts; the run is deterministic on the same software, and the refill is checked against the
-recorded sha256 of the artifacts (`ARTIFACT_SUFFIXES`; logs and events vary). When they match, the recorded files are put back, so the stage and everything
-after it stand as recorded; when they differ, the new run stands and the recorded one is kept under
-`superseded/<finished_at>/`, and the stages after it run again on the next sweep (`plan.stage_complete`).
+*hollow*: its artifacts are missing (`missing`). A hollow stage that a pending stage needs (a pretrained policy still
+to be finetuned) is run again to refill them; collection and pretraining are deterministic on the same software, so
+the refill is checked against the recorded sha256 of the artifacts (`needed`; logs and events vary). When they match,
+the recorded files are put back, so the stage and everything after it stand as recorded; when they differ, the new
+run stands, the recorded one is kept under `superseded/<finished_at>/`, and the stages after it run again on the
+next sweep (`plan.stage_complete`).
 """
 
 from __future__ import annotations
@@ -101,10 +102,16 @@ def manifest(stage_dir: Path) -> dict[str, Any]:
     return markers.read_marker(stage_dir, MANIFEST) or {"left_out": {}}
 
 
+def needed(rel: str) -> bool:
+    """Whether a left-out file is one a later stage reads (an artifact of the stage's own run, not an earlier
+    result under superseded/, a log or TensorBoard events, whose names change from run to run)."""
+    return Path(rel).suffix in ARTIFACT_SUFFIXES and "superseded" not in Path(rel).parts
+
+
 def missing(stage_dir: Path) -> list[str]:
-    """The files a restored stage's record left out that are not here (empty for a stage that ran on this machine)."""
+    """The artifacts a restored stage's record left out that are not here (none for a stage that ran here)."""
     stage_dir = Path(stage_dir)
-    return [rel for rel in manifest(stage_dir)["left_out"] if not (stage_dir / rel).exists()]
+    return [rel for rel in manifest(stage_dir)["left_out"] if needed(rel) and not (stage_dir / rel).exists()]
 
 
 def park(stage_dir: Path) -> Path:
@@ -123,7 +130,7 @@ def park(stage_dir: Path) -> Path:
 def mismatches(stage_dir: Path, parked: Path) -> list[str]:
     """The refilled artifacts whose sha256 differs from the record's (or that the run did not write)."""
     recorded = manifest(parked)["left_out"]
-    return [rel for rel, info in recorded.items() if Path(rel).suffix in ARTIFACT_SUFFIXES
+    return [rel for rel, info in recorded.items() if needed(rel)
             and (not (stage_dir / rel).exists() or sha256(stage_dir / rel) != info["sha256"])]
 
 
