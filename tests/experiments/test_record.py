@@ -41,3 +41,6 @@ def test_sweep_record_on_the_toy_grid_refills_collect_and_pretrain_as_recorded(t
     assert "restored from a sweep record" in critic
     final = (third / "report" / "final_success.csv").read_text()
     assert "dsrl,bc,served,8,1," in final
+    # and the record alone (what is committed) makes the same report
+    assert main(["report", str(rec), "--out", str(tmp_path / "from_record"), "--region-episodes", "0"]) == 0
+    assert (tmp_path / "from_record" / "final_success.csv").read_text() == final

@@ -110,7 +110,8 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
         recorded = sum(record.sync(s.dir, cfg.record / s.name) for s in stages)
         print(f"record {cfg.record}: {restored} finished stage(s) restored from it, {recorded} recorded into it")
     by_name = {s.name: s for s in stages}
-    atomic_write_json(cfg.out / "sweep.json", {"source": str(cfg.config), "config": to_jsonable(sweep)})
+    for root in (cfg.out, cfg.record) if cfg.record is not None else (cfg.out,):  # `postbc report` reads a record too
+        atomic_write_json(root / "sweep.json", {"source": str(cfg.config), "config": to_jsonable(sweep)})
     t0 = time.perf_counter()
 
     cpu_time = 0.0
