@@ -92,8 +92,8 @@ def main() -> None:
     for line in replicates:
         print("replicate (earlier kept):", line)
     for key, seeds in sorted(earlier_start.items()):
-        differ = [f"s{s}: {v:.2f} -> {later_start.get(key, {})[s]:.2f}" for s, v in sorted(seeds.items())
-                  if s in later_start.get(key, {}) and abs(later_start[key][s] - v) > 1e-9]
+        now = later_start.get(key, {})
+        differ = [f"s{s}: {v:.2f} -> {now[s]:.2f}" for s, v in sorted(seeds.items()) if s in now and abs(now[s] - v) > 1e-9]
         if differ:
             print(f"pretrained success not reproduced by the sweep, {' '.join(map(str, key))}: {', '.join(differ)}")
     print(f"wrote {args.out}/final_success_{args.algo}.md and final_paired_differences_{args.algo}.md")

@@ -114,7 +114,7 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
 
 def _run(stage: Stage, device: str | None) -> dict[str, Any]:
     info = {"name": stage.name, "kind": stage.kind, "params": stage.params, "config": stage.config,
-               "host": socket.gethostname(), "pid": os.getpid()}
+            "host": socket.gethostname(), "pid": os.getpid()}
     markers.write_started(stage.dir, {**info, "started_at": time.time()})
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     try:
