@@ -1,7 +1,9 @@
+import math
+
 import numpy as np
 import pytest
 
-from postbc.stats import loglog_slope, mean, wilson
+from postbc.stats import loglog_slope, mcnemar_exact_p, mean, wilson
 
 
 def test_wilson_known_values():
@@ -60,3 +62,13 @@ def test_paired_p_value_matches_a_one_sample_t_test_by_hand():
     assert abs(t - 3.3727) < 1e-3
     assert abs(paired_p_value(d) - 0.02797) < 1e-4  # two-sided, 4 degrees of freedom
     assert np.isnan(paired_p_value([0.1])) and paired_p_value([0.2, 0.2]) == 0.0 and paired_p_value([0, 0]) == 1.0
+
+
+def test_mcnemar_exact_known_values():
+    assert mcnemar_exact_p(0, 5) == pytest.approx(2 / 32)  # all five discordant episodes one way: 2 * 0.5^5
+    assert mcnemar_exact_p(5, 0) == mcnemar_exact_p(0, 5)
+    assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(3, 3) == 1.0
+    tail = sum(math.comb(68, k) for k in range(13)) / 2**68  # 56 gained, 12 lost: twice the binomial tail
+    assert mcnemar_exact_p(56, 12) == pytest.approx(2 * tail, rel=1e-9)
+    with pytest.raises(ValueError):
+        mcnemar_exact_p(-1, 2)

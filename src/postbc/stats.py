@@ -1,4 +1,4 @@
-"""Confidence intervals for success rates and means, and a log-log slope fit.
+"""Confidence intervals for success rates and means, a log-log slope fit, and paired tests.
 
 One place for every interval the project reports (evaluation, reports, theory).
 """
@@ -112,3 +112,14 @@ def paired_p_value(differences) -> float:
     if np.ptp(x) == 0:
         return 0.0 if x[0] != 0 else 1.0
     return float(stats.ttest_1samp(x, 0.0).pvalue)
+
+
+def mcnemar_exact_p(only_a: int, only_b: int) -> float:
+    """Two-sided p of McNemar's exact test for two policies run on the same episodes: `only_a` episodes solved by
+    the first alone, `only_b` by the second alone (the episodes both or neither solved carry no information).
+    Under "no difference" each of those discordant episodes goes either way with probability 1/2; 1 when there
+    are none."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"counts must be >= 0, got {only_a} and {only_b}")
+    n = only_a + only_b
+    return 1.0 if n == 0 else float(stats.binomtest(min(only_a, only_b), n, 0.5).pvalue)

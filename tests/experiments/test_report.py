@@ -53,6 +53,14 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
         assert (final["method"], final["episodes"], final["n"]) == ("bc", "8", "1")
         assert float(final["mean"]) == json.loads((tmp_path / f"{actor}.json").read_text())["success_rate"]
     assert "Final evaluation" in page and (report / "final_paired_differences.md").read_text() == "(no finished runs)\n"
+    with open(report / "final_episode_gains.csv") as f:  # paired on the pretrained evaluation's 4 episodes
+        gains = {r["actor"]: r for r in csv.DictReader(f)}
+    assert set(gains) == {"served", "stochastic"} and "Per-episode paired tests" in page
+    for g in gains.values():
+        assert (g["method"], g["seed"], g["episodes"]) == ("bc", "0", "4")
+        assert int(g["gained"]) - int(g["lost"]) == round(4 * (float(g["finetuned"]) - float(g["pretrained"])))
+        assert float(g["pretrained"]) == float(rows["bc"]["mean"])  # the same seed's pretrained evaluation
+    assert (report / "final_episode_differences.md").read_text() == "(no finished runs)\n"
     with open(report / "critic_vs_returns.csv") as f:  # 32 env steps per env: not one whole 60-step episode
         critics = list(csv.DictReader(f))
     assert [(r["method"], r["seed"]) for r in critics] == [("bc", "0")]

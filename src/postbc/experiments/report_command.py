@@ -90,7 +90,7 @@ def toy_region_rows(results, cfg: ReportConfig) -> list[dict]:
 
 
 def run(cfg: ReportConfig) -> Path:
-    from postbc.experiments import html, plots, results as res
+    from postbc.experiments import episode_pairs, html, plots, results as res
     from postbc.experiments.critic_vs_returns import critic_rows
     from postbc.experiments.tables import write_table
 
@@ -110,6 +110,9 @@ def run(cfg: ReportConfig) -> Path:
         final, final_paired = res.final_rows(results), res.final_paired_rows(results)
         write_table(final, cfg.out / "final_success")
         write_table(final_paired, cfg.out / "final_paired_differences")
+        episode_gains, episode_differences = episode_pairs.gain_rows(results), episode_pairs.difference_rows(results)
+        write_table(episode_gains, cfg.out / "final_episode_gains")
+        write_table(episode_differences, cfg.out / "final_episode_differences")
     to_threshold = res.threshold_rows(results, cfg.thresholds)
     write_table(to_threshold, cfg.out / "steps_to_threshold")
     cost = res.cost_rows(results)
@@ -170,6 +173,15 @@ def run(cfg: ReportConfig) -> Path:
                             "then the same-seed differences PostBC - BC and PostBC - sigma-BC.",
                             [html.table_html(final) if final else "<p><em>no final evaluation finished yet</em></p>",
                              html.table_html(final_paired) if final_paired else
+                             "<p><em>no seed with final evaluations of both methods of a pair yet</em></p>"]))
+        sections.insert(4, ("Per-episode paired tests", "Within each seed, on the same episodes (same initial states "
+                            "and sampler noise): the episodes finetuning gained (the finetuned policy solved, the "
+                            "pretrained one failed) and lost, then those only PostBC's finetuned policy solved (a_only) "
+                            "and only the baseline's (b_only); p: McNemar's exact test. It tests one seed's two "
+                            "policies, not the seed-to-seed spread the table above carries.",
+                            [html.table_html(episode_gains) if episode_gains else
+                             "<p><em>no final evaluation with its pretrained evaluation's episodes yet</em></p>",
+                             html.table_html(episode_differences) if episode_differences else
                              "<p><em>no seed with final evaluations of both methods of a pair yet</em></p>"]))
     if regions:
         sections.insert(3, ("Toy: success by start region", "Every pretrained and finetuned toy policy evaluated on "

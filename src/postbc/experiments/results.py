@@ -91,11 +91,13 @@ def eval_success(results: SweepResults, kind: str, file: str = "eval.json") -> d
     for r in results.of_kind(kind):
         ev = markers.read_marker(r.stage.dir, file)
         if ev is not None:
-            out[_coordinates(r.stage)][int(r.stage.params["seed"])] = float(ev["success_rate"])
+            out[stage_coordinates(r.stage)][int(r.stage.params["seed"])] = float(ev["success_rate"])
     return out
 
 
-def _coordinates(stage: Stage) -> tuple:
+def stage_coordinates(stage: Stage) -> tuple:
+    """A stage's grid coordinates without its seed: (task, demos, method), and the algorithm before the method for
+    finetuning stages and their final evaluations."""
     p = stage.params
     return (p["task"], p["demos"], p["algo"], p["method"]) if "algo" in p else (p["task"], p["demos"], p["method"])
 
@@ -104,7 +106,7 @@ def pretrained_rows(results: SweepResults) -> list[dict[str, Any]]:
     """Pretrained success per (task, demos, method): mean and 95% interval across seeds."""
     planned: dict[tuple, int] = defaultdict(int)
     for r in results.of_kind("eval", done_only=False):
-        planned[_coordinates(r.stage)] += 1
+        planned[stage_coordinates(r.stage)] += 1
     done = eval_success(results, "eval")
     return [{"task": t, "demos": d, "method": m, **_interval(list(done[(t, d, m)].values())), "planned": planned[(t, d, m)]}
             for (t, d, m) in planned]
