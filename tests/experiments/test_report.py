@@ -33,6 +33,11 @@ def test_report_on_a_partial_sweep(tmp_path, capsys):
     with open(report / "pretrained_success.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
     assert rows["bc"]["n"] == "1" and rows["bc"]["planned"] == "2" and 0 <= float(rows["postbc"]["mean"]) <= 1
+    assert rows["bc"]["per_seed"] == f"s0:{float(rows['bc']['mean']):.3f}"
+    with open(report / "pretrained_paired_differences.csv") as f:  # claim 1 seed by seed
+        [pair] = list(csv.DictReader(f))
+    assert (pair["comparison"], pair["n"]) == ("postbc - bc", "1")
+    assert float(pair["diff"]) == float(rows["postbc"]["mean"]) - float(rows["bc"]["mean"])
     with open(report / "finetune_success.csv") as f:
         methods = {r["method"] for r in csv.DictReader(f)}
     assert methods == {"bc"}  # the failed postbc run is not aggregated

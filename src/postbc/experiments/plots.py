@@ -86,7 +86,8 @@ def training_signals(signal_map: dict[tuple, dict[str, Any]], out_dir: Path) -> 
 
 
 def pretrained_bars(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
-    """Bars of pretrained success per (task, demos) group, one bar per method, 95% CI whiskers."""
+    """Bars of pretrained success per (task, demos) group, one bar per method (its number of seeds at the foot),
+    95% CI whiskers."""
     if not rows:
         return None
     settings = sorted({(r["task"], r["demos"]) for r in rows})
@@ -102,9 +103,12 @@ def pretrained_bars(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
         err = np.nan_to_num(np.vstack([mean - low, high - mean]))
         ax.bar(xs, np.nan_to_num(mean), width, label=m, color=METHOD_COLORS.get(m))
         ax.errorbar(xs, np.nan_to_num(mean), yerr=err, fmt="none", ecolor="black", capsize=3)
-        for x, v in zip(xs, mean):
+        seeds = [vals[s]["n"] if s in vals else 0 for s in settings]
+        for x, v, n in zip(xs, mean, seeds):
             if np.isnan(v):
                 ax.text(x, 0.02, "missing", rotation=90, ha="center", va="bottom", fontsize=7)
+            else:  # a partial grid's methods may average different numbers of seeds
+                ax.text(x, 0.02, f"n={n}", ha="center", va="bottom", fontsize=7, color="white")
     ax.set_xticks(np.arange(len(settings)), [f"{t}\n{d} demos" for t, d in settings])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("pretrained success")

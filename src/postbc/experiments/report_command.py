@@ -102,6 +102,8 @@ def run(cfg: ReportConfig) -> Path:
     budget = res.budget_rows(curve_map, cfg.budgets)
     write_table(status, cfg.out / "status")
     write_table(pretrained, cfg.out / "pretrained_success")
+    pretrained_paired = res.pretrained_paired_rows(results)
+    write_table(pretrained_paired, cfg.out / "pretrained_paired_differences")
     write_table(budget, cfg.out / "finetune_success")
     paired = res.paired_rows(results, cfg.budgets)
     write_table(paired, cfg.out / "paired_differences")
@@ -135,8 +137,12 @@ def run(cfg: ReportConfig) -> Path:
     counts = {s: sum(r["status"] == s for r in status) for s in ("done", "failed", "started", "missing")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     sections = [
-        ("Pretrained success", "Mean and 95% interval across seeds (n finished of planned).",
-         [html.table_html(pretrained)] + ([html.image_html(bars)] if bars else [])),
+        ("Pretrained success", "Mean and 95% interval across seeds (n finished of planned), each seed's success; "
+         "then the same-seed differences PostBC - BC and PostBC - sigma-BC over the seeds both finished (paired t-test "
+         "p): in a partial grid the means may cover different seeds.",
+         [html.table_html(pretrained)] + ([html.image_html(bars)] if bars else []) +
+         [html.table_html(pretrained_paired) if pretrained_paired else
+          "<p><em>no seed finished by both methods of a pair yet</em></p>"]),
     ] + ([("Pretrained success per task", "Multi-task envs: each sub-task's success, mean and 95% interval across seeds.",
            [html.table_html(per_task)])] if per_task else []) + [
         ("Finetuning success", "Evaluation success vs. env steps (Best-of-N: IQL updates); mean line, 95% band across seeds.",

@@ -103,13 +103,28 @@ def stage_coordinates(stage: Stage) -> tuple:
 
 
 def pretrained_rows(results: SweepResults) -> list[dict[str, Any]]:
-    """Pretrained success per (task, demos, method): mean and 95% interval across seeds."""
+    """Pretrained success per (task, demos, method): mean and 95% interval across seeds, and each seed's (methods
+    of a partial grid may have finished different seeds: `pretrained_paired_rows` compares them seed by seed)."""
     planned: dict[tuple, int] = defaultdict(int)
     for r in results.of_kind("eval", done_only=False):
         planned[stage_coordinates(r.stage)] += 1
     done = eval_success(results, "eval")
-    return [{"task": t, "demos": d, "method": m, **_interval(list(done[(t, d, m)].values())), "planned": planned[(t, d, m)]}
-            for (t, d, m) in planned]
+    return [{"task": t, "demos": d, "method": m, **_interval(list(done[(t, d, m)].values())), "planned": planned[(t, d, m)],
+             "per_seed": _per_seed(done[(t, d, m)])} for (t, d, m) in planned]
+
+
+def pretrained_paired_rows(results: SweepResults) -> list[dict[str, Any]]:
+    """Claim 1 seed by seed: same-seed differences of pretrained success, PostBC - BC and PostBC - sigma-BC, over the
+    seeds both methods finished (mean, t-interval and paired t-test p)."""
+    by_method = {(t, d, "pretrained", m): by_seed for (t, d, m), by_seed in eval_success(results, "eval").items()}
+    rows = []
+    for task, demos, _, a, b, success_a, success_b in method_pairs(by_method):
+        seeds = sorted(set(success_a) & set(success_b))
+        if seeds:
+            ya, yb = (np.array([d[s] for s in seeds]) for d in (success_a, success_b))
+            rows.append({"task": task, "demos": demos, "comparison": f"{a} - {b}", "n": len(seeds),
+                         **_difference(ya, yb), "seeds": _signed(seeds, ya - yb)})
+    return rows
 
 
 def per_task_rows(results: SweepResults) -> list[dict[str, Any]]:
@@ -280,13 +295,20 @@ def paired_rows(results: SweepResults, points: int = 4) -> list[dict[str, Any]]:
     return rows
 
 
-def _paired(a: np.ndarray, b: np.ndarray, a_start: np.ndarray, b_start: np.ndarray) -> dict[str, float]:
-    """Mean, t-interval and two-sided paired t-test p of the same-seed differences a - b, and mean and t-interval of
-    the differences of their gains since the start."""
+def _difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean, t-interval and two-sided paired t-test p of the same-seed differences a - b."""
     diff = mean_interval(a - b)
+    return {"diff": diff[0], "diff_low": diff[1], "diff_high": diff[2], "p": paired_p_value(a - b)}
+
+
+def _paired(a: np.ndarray, b: np.ndarray, a_start: np.ndarray, b_start: np.ndarray) -> dict[str, float]:
+    """`_difference` of a - b, and mean and t-interval of the differences of their gains since the start."""
     gain = mean_interval((a - a_start) - (b - b_start))
-    return {"diff": diff[0], "diff_low": diff[1], "diff_high": diff[2], "p": paired_p_value(a - b),
-            "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2]}
+    return {**_difference(a, b), "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2]}
+
+
+def _per_seed(by_seed: dict[int, float]) -> str:
+    return " ".join(f"s{s}:{by_seed[s]:.3f}" for s in sorted(by_seed))
 
 
 def _signed(seeds: list[int], values: np.ndarray) -> str:
@@ -320,7 +342,7 @@ def final_table(pretrained: dict[tuple, dict[int, float]], finals: dict[str, dic
             rows.append({"task": task, "demos": demos, "algo": algo, "method": method, "actor": actor,
                          "episodes": episodes, **_interval([by_seed[s] for s in seeds]),
                          "gain": gain[0], "gain_low": gain[1], "gain_high": gain[2],
-                         "per_seed": " ".join(f"s{s}:{by_seed[s]:.3f}" for s in seeds)})
+                         "per_seed": _per_seed(by_seed)})
     return rows
 
 
