@@ -38,3 +38,4 @@ def test_gain_and_difference_tables_pair_each_seed_with_its_own_start():
     [diff] = difference_table(finals)  # only seed 0 has both methods
     assert (diff["comparison"], diff["seed"], diff["a_only"], diff["b_only"]) == ("postbc - bc", 0, 1, 3)  # episode 3 only postbc; 0, 1, 2 only bc
     assert (diff["a_success"], diff["b_success"], diff["actor"]) == (0.25, 0.75, "served")
+

@@ -1,4 +1,5 @@
-"""Rows of dicts as CSV and Markdown tables (floats as 3 decimals, NaN as "missing")."""
+"""Rows of dicts as CSV and Markdown tables (floats as 3 decimals or, below 0.0005, 2 significant digits; NaN as
+"missing")."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from postbc.io.atomic import atomic_write, atomic_write_bytes
 
 def _cell(v: Any) -> str:
     if isinstance(v, float):
-        return "missing" if math.isnan(v) else f"{v:.3f}"
+        if math.isnan(v):
+            return "missing"
+        return f"{v:.1e}" if 0 < abs(v) < 5e-4 else f"{v:.3f}"  # a small p-value is not 0.000
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
