@@ -111,6 +111,6 @@ def pretrained_bars(rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
                 ax.text(x, 0.02, f"n={n}", ha="center", va="bottom", fontsize=7, color="white")
     ax.set_xticks(np.arange(len(settings)), [f"{t}\n{d} demos" for t, d in settings])
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("pretrained success")
+    ax.set_ylabel("pretrained success rate (mean, 95% CI over seeds)")
     ax.legend(fontsize=8)
     return save(fig, Path(out_dir) / "pretrained_success.png")
