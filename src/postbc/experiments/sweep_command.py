@@ -91,7 +91,7 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     from postbc.experiments import markers, record
     from postbc.experiments.config import load_sweep_config
     from postbc.experiments.plan import plan_sweep
-    from postbc.experiments.scheduler import run_stages, stage_devices
+    from postbc.experiments.scheduler import default_workers, run_stages, stage_devices
     from postbc.io.atomic import atomic_write_json
     from postbc.io.config import to_jsonable
 
@@ -102,7 +102,7 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     if not stages:
         raise PostBCError(f"--only {cfg.only!r} matches no stage of {cfg.config}; names look like pretrain/toy-d5-bc-s0")
     if cfg.dry_run:
-        print_plan(stages, cfg.record)
+        print_plan(stages, cfg.record, workers=cfg.max_workers or default_workers(cfg.cpus_per_run))
         return None
     cfg.out.mkdir(parents=True, exist_ok=True)
     if cfg.record is not None:
@@ -147,23 +147,31 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
     return result
 
 
-def print_plan(stages, record_dir: Path | None) -> None:
+def print_plan(stages, record_dir: Path | None, workers: int = 1) -> None:
     """`--dry-run`: each stage's status; `redo`: done but runs again (its budget grew, or what it read changed);
     `recorded`: not here but in the record (restored, not run); `refill`: restored without the artifacts a stage
-    still to run needs, so it runs again."""
-    from postbc.experiments import markers, record
+    still to run needs, so it runs again. A started finetuning run shows how far it logged; then the counts and what
+    the rest should cost (`progress.estimate`)."""
+    from collections import Counter
+
+    from postbc.experiments import markers, progress, record
     from postbc.experiments.scheduler import refills, standing
 
     by_name = {s.name: s for s in stages}
     stand = standing(stages)
     refill = refills(by_name, stand)
+    status = {}
     for s in stages:
-        status = markers.stage_status(s.dir)
-        if status == "missing" and record_dir is not None and record.recorded_at(record_dir / s.name) is not None:
-            status = "recorded"
-        elif status == "done":
-            status = "refill" if s.name in refill else "done" if s.name in stand else "redo"
-        print(f"{status:8s} {s.name}")
+        status[s.name] = markers.stage_status(s.dir)
+        if status[s.name] == "missing" and record_dir is not None and record.recorded_at(record_dir / s.name) is not None:
+            status[s.name] = "recorded"
+        elif status[s.name] == "done":
+            status[s.name] = "refill" if s.name in refill else "done" if s.name in stand else "redo"
+        detail = progress.describe(s) if status[s.name] == "started" else ""
+        print(f"{status[s.name]:8s} {s.name}" + (f"  ({detail})" if detail else ""))
+    counts = Counter(status.values())
+    print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + f" of {len(stages)} stages")
+    print(progress.estimate(stages, status, record_dir).line(workers))
 
 
 def utilisation_line(wall: float, cpu: float, backend: str) -> str:

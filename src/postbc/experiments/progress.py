@@ -1,0 +1,110 @@
+"""How far a sweep has got, and what its remaining stages should cost: `postbc sweep --dry-run`'s progress.
+
+A started finetuning run shows its last logged step against its budget. The estimate of the rest prices each stage
+still to run at the mean CPU time of the finished stages like it (same kind, algorithm and method: PostBC's
+pretraining costs several times BC's), else of those of its kind and algorithm with other methods (said how many:
+a PostBC pretraining priced from BC's is priced low), a started finetuning run at the share of its budget still
+ahead; stages with nothing finished of their kind are counted and left out of the sum. Divided by the workers it is
+a lower bound on the wall time: a stage waits for the ones it depends on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from postbc.experiments import markers
+from postbc.experiments.plan import Stage
+from postbc.experiments.results import Run, run_cpu, x_key
+from postbc.io.runs import read_metrics
+
+
+def cost_key(stage: Stage) -> tuple[str, str, str]:
+    return stage.kind, stage.params.get("algo", ""), stage.params.get("method", "")
+
+
+def budget_done(stage: Stage) -> float | None:
+    """Share of a finetuning stage's budget (`steps`: env steps, or Best-of-N's IQL updates) its last logged row
+    reached; None for other stages or one that has logged nothing."""
+    budget = stage.config.get("steps")
+    metrics = read_metrics(stage.dir) if stage.kind == "finetune" and budget else []
+    if not metrics:
+        return None
+    logged = float(metrics[-1].get(x_key(metrics)) or 0.0)
+    return min(1.0, logged / budget)
+
+
+def describe(stage: Stage, now: float | None = None) -> str:
+    """A started stage's progress, e.g. "80000 / 200000 env steps, logged 3 min ago"; "" when it logged none."""
+    share = budget_done(stage)
+    if share is None:
+        return ""
+    metrics = read_metrics(stage.dir)
+    key = x_key(metrics)
+    age = ((now or time.time()) - (stage.dir / "metrics.csv").stat().st_mtime) / 60
+    return f"{float(metrics[-1][key]):.0f} / {stage.config['steps']} {key.replace('_', ' ')}, logged {age:.0f} min ago"
+
+
+def finished_cpu(stage: Stage, record_dir: Path | None = None) -> float:
+    """CPU seconds of a finished stage (`results.run_cpu`), read from its directory or its record; NaN if unknown."""
+    for where in (stage.dir, record_dir / stage.name if record_dir is not None else None):
+        if where is None:
+            continue
+        done = markers.read_marker(where, markers.DONE)
+        if done is not None and done.get("wall_time_s") is not None:
+            run = Run(dataclasses.replace(stage, dir=where), "done", None, read_metrics(where))
+            return run_cpu(done, run)
+    return math.nan
+
+
+@dataclasses.dataclass
+class Estimate:
+    cpu_s: float  # CPU seconds of the priced stages still to run
+    priced: int
+    from_other_methods: int  # of those, priced from finished stages of other methods
+    unpriced: int  # stages still to run with no finished stage of their kind and algorithm
+
+    def line(self, workers: int) -> str:
+        to_run = self.priced + self.unpriced
+        if not to_run:
+            return "nothing to run"
+        text = f"{to_run} stage(s) to run"
+        if self.priced:
+            text += f": {self.priced} priced at about {self.cpu_s / 3600:.1f} CPU-h"
+            if self.from_other_methods:
+                text += f" ({self.from_other_methods} from other methods' runs)"
+            text += f", at least {self.cpu_s / 3600 / workers:.1f} h of wall on {workers} worker(s)"
+        if self.unpriced:
+            text += f"; {self.unpriced} not priced (nothing of their kind and algorithm finished yet)"
+        return text
+
+
+def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | None = None) -> Estimate:
+    """What the stages whose `status` is not done should cost, from those that are (`status`: name -> the
+    dry run's status, "done" and "recorded" meaning finished)."""
+    finished = {"done", "recorded"}
+    costs: dict[tuple, list[float]] = defaultdict(list)
+    for s in stages:
+        if status[s.name] in finished:
+            cpu = finished_cpu(s, record_dir)
+            if np.isfinite(cpu):
+                costs[cost_key(s)].append(cpu)
+                costs[cost_key(s)[:2]].append(cpu)
+    total, priced, other, unpriced = 0.0, 0, 0, 0
+    for s in stages:
+        if status[s.name] in finished:
+            continue
+        known = costs.get(cost_key(s)) or costs.get(cost_key(s)[:2])
+        if not known:
+            unpriced += 1
+            continue
+        other += cost_key(s) not in costs
+        share = budget_done(s) if status[s.name] == "started" else None
+        total += float(np.mean(known)) * (1.0 - (share or 0.0))
+        priced += 1
+    return Estimate(total, priced, other, unpriced)

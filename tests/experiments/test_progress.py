@@ -1,0 +1,54 @@
+"""`postbc sweep --dry-run`'s progress: a started run's share of its budget, and the price of what is left."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from postbc.experiments import markers
+from postbc.experiments.plan import Stage
+from postbc.experiments.progress import budget_done, describe, estimate
+
+
+def stage(root: Path, kind: str, method: str, seed: int, *, cpu_s: float | None = None, logged: int | None = None,
+          recorded_in: Path | None = None) -> Stage:
+    """A stage of a toy grid; `cpu_s`: it finished at that CPU time (in its directory, or only in `recorded_in`);
+    `logged`: a finetuning run that has logged that many env steps of its 200."""
+    params = {"task": "toy", "demos": 5, "method": method, "seed": seed, **({"algo": "dsrl"} if kind == "finetune" else {})}
+    name = f"{kind}/toy-d5-{method}-s{seed}"
+    s = Stage(name, kind, root / name, "m", "C", {"steps": 200} if kind == "finetune" else {}, params)
+    s.dir.mkdir(parents=True)
+    if logged is not None:
+        (s.dir / "metrics.csv").write_text(f"env_steps,eval_success\n0,0.5\n{logged},0.6\n")
+    if cpu_s is not None:
+        where = recorded_in / name if recorded_in is not None else s.dir
+        where.mkdir(parents=True, exist_ok=True)
+        (where / markers.DONE).write_text(json.dumps({"wall_time_s": cpu_s, "cpu_time_s": cpu_s}))
+    return s
+
+
+def test_a_started_run_reports_its_share_of_the_budget(tmp_path):
+    s = stage(tmp_path, "finetune", "bc", 0, logged=50)
+    assert budget_done(s) == 0.25
+    assert describe(s).startswith("50 / 200 env steps, logged 0 min ago")
+    assert budget_done(stage(tmp_path, "pretrain", "bc", 0)) is None  # not a budgeted run
+    assert describe(stage(tmp_path, "finetune", "bc", 1)) == ""  # started, nothing logged yet
+
+
+def test_estimate_prices_each_stage_from_finished_ones_like_it(tmp_path):
+    record = tmp_path / "record"
+    stages = [
+        stage(tmp_path, "pretrain", "bc", 0, cpu_s=100.0),
+        stage(tmp_path, "pretrain", "postbc", 0, cpu_s=400.0, recorded_in=record),  # restored from a record
+        stage(tmp_path, "finetune", "bc", 0, cpu_s=1000.0, logged=200),
+        stage(tmp_path, "pretrain", "postbc", 1),  # priced at PostBC's 400, not BC's 100
+        stage(tmp_path, "finetune", "postbc", 0, logged=50),  # a quarter done, priced from BC's run: 750 left
+        stage(tmp_path, "eval", "bc", 0),  # no finished evaluation: not priced
+    ]
+    status = dict(zip([s.name for s in stages], ["done", "recorded", "done", "missing", "started", "missing"]))
+    est = estimate(stages, status, record)
+    assert est.cpu_s == pytest.approx(400.0 + 750.0)
+    assert (est.priced, est.from_other_methods, est.unpriced) == (2, 1, 1)
+    line = est.line(workers=2)
+    assert line == ("3 stage(s) to run: 2 priced at about 0.3 CPU-h (1 from other methods' runs), at least 0.2 h of "
+                    "wall on 2 worker(s); 1 not priced (nothing of their kind and algorithm finished yet)")
