@@ -125,3 +125,20 @@ def test_paper_best_of_n_config_is_the_papers_setting():
     assert len(finetunes) == 2 * 3 * 5 and {s.config["algo"] for s in finetunes} == {"best_of_n"}
     assert {s.config["best_of_n"]["rollouts"] for s in finetunes} == {1000}
     assert {s.config["best_of_n"]["iql"]["gamma"] for s in finetunes} == {0.999}
+
+
+def test_the_square_demo_ablation_differs_from_the_square_claims_grid_only_in_the_demo_count():
+    """Fig. 4's page puts the ablation's 10 and 50 demos beside the claims grid's 30: every other setting must match."""
+    claims = {s.name: s for s in plan_sweep(load_sweep_config(REPO / "configs" / "claims_square.toml"), Path("/r"))}
+    ablation = plan_sweep(load_sweep_config(REPO / "configs" / "square_demo_ablation.toml"), Path("/r"))
+    assert sorted({s.params["demos"] for s in ablation}) == [10, 50] and len(ablation) == 2 * len(claims)
+
+    def as_30_demos(value):
+        if isinstance(value, dict):
+            return {k: as_30_demos(v) for k, v in value.items()}
+        return value.replace("-d10-", "-d30-").replace("-d50-", "-d30-") if isinstance(value, str) else value
+
+    for stage in ablation:
+        twin = claims[as_30_demos(stage.name)]
+        expected = {**twin.config, "episodes": stage.params["demos"]} if stage.kind == "collect" else twin.config
+        assert as_30_demos(stage.config) == as_30_demos(expected), stage.name
