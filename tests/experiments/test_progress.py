@@ -1,5 +1,6 @@
 """`postbc sweep --dry-run`'s progress: a started run's share of its budget, and the price of what is left."""
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -30,9 +31,13 @@ def stage(root: Path, kind: str, method: str, seed: int, *, cpu_s: float | None 
 def test_a_started_run_reports_its_share_of_the_budget(tmp_path):
     s = stage(tmp_path, "finetune", "bc", 0, logged=50)
     assert budget_done(s) == 0.25
-    assert describe(s).startswith("50 / 200 env steps, logged 0 min ago")
+    assert describe(s) == "stopped; 50 / 200 env steps, logged 0 min ago"
+    with open(s.dir / ".lock", "w") as held:  # what a sweep's worker holds while it runs the stage
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert describe(s).startswith("running; 50 / 200 env steps")
+    assert describe(s).startswith("stopped")  # the worker died or the sweep was stopped
     assert budget_done(stage(tmp_path, "pretrain", "bc", 0)) is None  # not a budgeted run
-    assert describe(stage(tmp_path, "finetune", "bc", 1)) == ""  # started, nothing logged yet
+    assert describe(stage(tmp_path, "finetune", "bc", 1)) == "stopped"  # started, nothing logged yet
 
 
 def test_estimate_prices_each_stage_from_finished_ones_like_it(tmp_path):

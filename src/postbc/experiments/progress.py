@@ -1,6 +1,7 @@
 """How far a sweep has got, and what its remaining stages should cost: `postbc sweep --dry-run`'s progress.
 
-A started finetuning run shows its last logged step against its budget. The estimate of the rest prices each stage
+A started stage says whether a worker on this machine runs it now (its lock is held) or it was stopped, and a
+started finetuning run its last logged step against its budget. The estimate of the rest prices each stage
 still to run at the mean CPU time of the finished stages like it (same kind, algorithm and method: PostBC's
 pretraining costs several times BC's), else of those of its kind and algorithm with other methods (said how many:
 a PostBC pretraining priced from BC's is priced low), a started finetuning run at the share of its budget still
@@ -11,6 +12,7 @@ a lower bound on the wall time: a stage waits for the ones it depends on.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import math
 import time
 from collections import defaultdict
@@ -39,15 +41,30 @@ def budget_done(stage: Stage) -> float | None:
     return min(1.0, logged / budget)
 
 
+def running(stage: Stage) -> bool:
+    """Whether a process on this machine holds the stage's lock (a sweep's worker runs it now); a started stage
+    that nobody holds was stopped and resumes when a sweep runs it again."""
+    lock = stage.dir / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
 def describe(stage: Stage, now: float | None = None) -> str:
-    """A started stage's progress, e.g. "80000 / 200000 env steps, logged 3 min ago"; "" when it logged none."""
-    share = budget_done(stage)
-    if share is None:
-        return ""
+    """A started stage's state and progress, e.g. "running; 80000 / 200000 env steps, logged 3 min ago"."""
+    state = "running" if running(stage) else "stopped"
+    if budget_done(stage) is None:
+        return state
     metrics = read_metrics(stage.dir)
     key = x_key(metrics)
     age = ((now or time.time()) - (stage.dir / "metrics.csv").stat().st_mtime) / 60
-    return f"{float(metrics[-1][key]):.0f} / {stage.config['steps']} {key.replace('_', ' ')}, logged {age:.0f} min ago"
+    return f"{state}; {float(metrics[-1][key]):.0f} / {stage.config['steps']} {key.replace('_', ' ')}, logged {age:.0f} min ago"
 
 
 def finished_cpu(stage: Stage, record_dir: Path | None = None) -> float:
