@@ -8,7 +8,7 @@ import pytest
 
 from postbc.experiments import markers
 from postbc.experiments.plan import Stage
-from postbc.experiments.progress import budget_done, describe, estimate
+from postbc.experiments.progress import describe, estimate, last_logged
 
 
 def stage(root: Path, kind: str, method: str, seed: int, *, cpu_s: float | None = None, logged: int | None = None,
@@ -30,14 +30,24 @@ def stage(root: Path, kind: str, method: str, seed: int, *, cpu_s: float | None 
 
 def test_a_started_run_reports_its_share_of_the_budget(tmp_path):
     s = stage(tmp_path, "finetune", "bc", 0, logged=50)
-    assert budget_done(s) == 0.25
+    assert last_logged(s).share == 0.25
     assert describe(s) == "stopped; 50 / 200 env steps, logged 0 min ago"
     with open(s.dir / ".lock", "w") as held:  # what a sweep's worker holds while it runs the stage
         fcntl.flock(held, fcntl.LOCK_EX)
         assert describe(s).startswith("running; 50 / 200 env steps")
     assert describe(s).startswith("stopped")  # the worker died or the sweep was stopped
-    assert budget_done(stage(tmp_path, "pretrain", "bc", 0)) is None  # not a budgeted run
     assert describe(stage(tmp_path, "finetune", "bc", 1)) == "stopped"  # started, nothing logged yet
+
+
+def test_a_started_pretraining_reports_its_ensemble_then_its_policy(tmp_path):
+    s = stage(tmp_path, "pretrain", "postbc", 0)
+    s.config.update(epochs=1000, ensemble_epochs=6000)
+    assert last_logged(s) is None
+    (s.dir / "ensemble_log").mkdir()
+    (s.dir / "ensemble_log" / "metrics.csv").write_text("epoch,loss,wall_time\n757,-2.2,289.0\n758,-2.2,289.4\n")
+    assert describe(s) == "stopped; 758 / 6000 ensemble epochs, logged 0 min ago"
+    (s.dir / "metrics.csv").write_text("epoch,loss,lr,wall_time\n1,0.49,0.001,0.5\n")
+    assert describe(s) == "stopped; 1 / 1000 epochs, logged 0 min ago"  # the ensemble is done: now the policy
 
 
 def test_estimate_prices_each_stage_from_finished_ones_like_it(tmp_path):

@@ -1,7 +1,7 @@
 """How far a sweep has got, and what its remaining stages should cost: `postbc sweep --dry-run`'s progress.
 
-A started stage says whether a worker on this machine runs it now (its lock is held) or it was stopped, and a
-started finetuning run its last logged step against its budget. The estimate of the rest prices each stage
+A started stage says whether a worker on this machine runs it now (its lock is held) or it was stopped, and how far
+it has logged against its budget (env steps, IQL updates, epochs of the policy or of PostBC's ensemble). The estimate of the rest prices each stage
 still to run at the mean CPU time of the finished stages like it (same kind, algorithm and method: PostBC's
 pretraining costs several times BC's), else of those of its kind and algorithm with other methods (said how many:
 a PostBC pretraining priced from BC's is priced low), a started finetuning run at the share of its budget still
@@ -30,15 +30,37 @@ def cost_key(stage: Stage) -> tuple[str, str, str]:
     return stage.kind, stage.params.get("algo", ""), stage.params.get("method", "")
 
 
-def budget_done(stage: Stage) -> float | None:
-    """Share of a finetuning stage's budget (`steps`: env steps, or Best-of-N's IQL updates) its last logged row
-    reached; None for other stages or one that has logged nothing."""
-    budget = stage.config.get("steps")
-    metrics = read_metrics(stage.dir) if stage.kind == "finetune" and budget else []
-    if not metrics:
-        return None
-    logged = float(metrics[-1].get(x_key(metrics)) or 0.0)
-    return min(1.0, logged / budget)
+@dataclasses.dataclass(frozen=True)
+class Logged:
+    """The budgeted count a started stage logged last, e.g. 80000 of 200000 env steps."""
+
+    what: str  # "env steps", "updates" (Best-of-N's IQL), "epochs" (the policy's), "ensemble epochs"
+    at: float
+    budget: int
+    path: Path  # the metrics file it was read from
+
+    @property
+    def share(self) -> float:
+        return min(1.0, self.at / self.budget)
+
+
+LOGS = {  # kind -> (directory under the stage's, count column or None for the curve's x, budget option), in run order
+    "finetune": ((".", None, "steps"),),
+    "pretrain": ((".", "epoch", "epochs"), ("ensemble_log", "epoch", "ensemble_epochs")),  # the policy after PostBC's ensemble
+}
+
+
+def last_logged(stage: Stage) -> Logged | None:
+    """A finetuning run's env steps (Best-of-N: IQL updates) of its `steps`; a pretraining run's policy epochs of its
+    `epochs`, or before it has any, its ensemble's epochs of `ensemble_epochs`; None when nothing is logged yet."""
+    for sub, column, budget_key in LOGS.get(stage.kind, ()):
+        budget = stage.config.get(budget_key)
+        metrics = read_metrics(stage.dir / sub) if budget and (stage.dir / sub / "metrics.csv").exists() else []
+        if metrics:
+            key = column or x_key(metrics)
+            what = ("ensemble " if sub == "ensemble_log" else "") + ("epochs" if key == "epoch" else key.replace("_", " "))
+            return Logged(what, float(metrics[-1].get(key) or 0.0), budget, stage.dir / sub / "metrics.csv")
+    return None
 
 
 def running(stage: Stage) -> bool:
@@ -59,12 +81,11 @@ def running(stage: Stage) -> bool:
 def describe(stage: Stage, now: float | None = None) -> str:
     """A started stage's state and progress, e.g. "running; 80000 / 200000 env steps, logged 3 min ago"."""
     state = "running" if running(stage) else "stopped"
-    if budget_done(stage) is None:
+    logged = last_logged(stage)
+    if logged is None:
         return state
-    metrics = read_metrics(stage.dir)
-    key = x_key(metrics)
-    age = ((now or time.time()) - (stage.dir / "metrics.csv").stat().st_mtime) / 60
-    return f"{state}; {float(metrics[-1][key]):.0f} / {stage.config['steps']} {key.replace('_', ' ')}, logged {age:.0f} min ago"
+    age = ((now or time.time()) - logged.path.stat().st_mtime) / 60
+    return f"{state}; {logged.at:.0f} / {logged.budget} {logged.what}, logged {age:.0f} min ago"
 
 
 def finished_cpu(stage: Stage, record_dir: Path | None = None) -> float:
@@ -121,7 +142,7 @@ def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | Non
             unpriced += 1
             continue
         other += cost_key(s) not in costs
-        share = budget_done(s) if status[s.name] == "started" else None
-        total += float(np.mean(known)) * (1.0 - (share or 0.0))
+        logged = last_logged(s) if status[s.name] == "started" and s.kind == "finetune" else None
+        total += float(np.mean(known)) * (1.0 - (logged.share if logged else 0.0))  # pretraining: its parts' costs differ
         priced += 1
     return Estimate(total, priced, other, unpriced)
