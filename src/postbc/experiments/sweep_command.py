@@ -150,7 +150,7 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
 def print_plan(stages, record_dir: Path | None, workers: int = 1) -> None:
     """`--dry-run`: each stage's status; `redo`: done but runs again (its budget grew, or what it read changed);
     `recorded`: not here but in the record (restored, not run); `refill`: restored without the artifacts a stage
-    still to run needs, so it runs again. A started stage says whether it runs now, a finetuning run how far it logged;
+    still to run needs, so it runs again. A started stage says whether it runs now and how far it logged (`progress.describe`);
     then the counts and what the rest should cost (`progress.estimate`)."""
     from collections import Counter
 
