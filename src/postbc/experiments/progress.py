@@ -1,12 +1,12 @@
 """How far a sweep has got, and what its remaining stages should cost: `postbc sweep --dry-run`'s progress.
 
 A started stage says whether a worker on this machine runs it now (its lock is held) or it was stopped, and how far
-it has logged against its budget (env steps, IQL updates, epochs of the policy or of PostBC's ensemble). The estimate of the rest prices each stage
-still to run at the mean CPU time of the finished stages like it (same kind, algorithm and method: PostBC's
-pretraining costs several times BC's), else of those of its kind and algorithm with other methods (said how many:
-a PostBC pretraining priced from BC's is priced low), a started finetuning run at the share of its budget still
-ahead; stages with nothing finished of their kind are counted and left out of the sum. Divided by the workers it is
-a lower bound on the wall time: a stage waits for the ones it depends on.
+it has logged against its budget (env steps, IQL updates, epochs of the policy or of PostBC's ensemble). The
+estimate of the rest prices each stage still to run at the mean CPU time of the finished stages like it (same kind,
+algorithm and method: PostBC's pretraining costs several times BC's), else of those of its kind and algorithm with
+other methods (said how many: a PostBC pretraining priced from BC's is priced low), a started finetuning run at the
+share of its budget still ahead; stages with nothing finished of their kind are counted and left out of the sum.
+Divided by the workers it is a lower bound on the wall time: a stage waits for the ones it depends on.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ class Logged:
         return min(1.0, self.at / self.budget)
 
 
-LOGS = {  # kind -> (directory under the stage's, count column or None for the curve's x, budget option), in run order
+# kind -> (directory under the stage's, count column or None for the curve's x, budget option); a pretraining run
+# trains PostBC's ensemble first, then the policy, so the policy's log is read first
+LOGS = {
     "finetune": ((".", None, "steps"),),
-    "pretrain": ((".", "epoch", "epochs"), ("ensemble_log", "epoch", "ensemble_epochs")),  # the policy after PostBC's ensemble
+    "pretrain": ((".", "epoch", "epochs"), ("ensemble_log", "epoch", "ensemble_epochs")),
 }
 
 
@@ -58,7 +60,8 @@ def last_logged(stage: Stage) -> Logged | None:
         metrics = read_metrics(stage.dir / sub) if budget and (stage.dir / sub / "metrics.csv").exists() else []
         if metrics:
             key = column or x_key(metrics)
-            what = ("ensemble " if sub == "ensemble_log" else "") + ("epochs" if key == "epoch" else key.replace("_", " "))
+            what = ("epochs" if key == "epoch" else key.replace("_", " "))
+            what = "ensemble " + what if sub == "ensemble_log" else what
             return Logged(what, float(metrics[-1].get(key) or 0.0), budget, stage.dir / sub / "metrics.csv")
     return None
 
@@ -142,7 +145,8 @@ def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | Non
             unpriced += 1
             continue
         other += cost_key(s) not in costs
+        # a started pretraining run is priced whole: its ensemble's and its policy's epochs cost differently
         logged = last_logged(s) if status[s.name] == "started" and s.kind == "finetune" else None
-        total += float(np.mean(known)) * (1.0 - (logged.share if logged else 0.0))  # pretraining: its parts' costs differ
+        total += float(np.mean(known)) * (1.0 - (logged.share if logged else 0.0))
         priced += 1
     return Estimate(total, priced, other, unpriced)

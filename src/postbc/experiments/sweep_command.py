@@ -150,8 +150,8 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
 def print_plan(stages, record_dir: Path | None, workers: int = 1) -> None:
     """`--dry-run`: each stage's status; `redo`: done but runs again (its budget grew, or what it read changed);
     `recorded`: not here but in the record (restored, not run); `refill`: restored without the artifacts a stage
-    still to run needs, so it runs again. A started stage says whether it runs now and how far it logged (`progress.describe`);
-    then the counts and what the rest should cost (`progress.estimate`)."""
+    still to run needs, so it runs again. A started stage says whether it runs now and how far it logged
+    (`progress.describe`); then the counts and what the rest should cost (`progress.estimate`)."""
     from collections import Counter
 
     from postbc.experiments import markers, progress, record
@@ -167,7 +167,8 @@ def print_plan(stages, record_dir: Path | None, workers: int = 1) -> None:
             status[s.name] = "recorded"
         elif status[s.name] == "done":
             status[s.name] = "refill" if s.name in refill else "done" if s.name in stand else "redo"
-        print(f"{status[s.name]:8s} {s.name}" + (f"  ({progress.describe(s)})" if status[s.name] == "started" else ""))
+        detail = f"  ({progress.describe(s)})" if status[s.name] == "started" else ""
+        print(f"{status[s.name]:8s} {s.name}{detail}")
     counts = Counter(status.values())
     print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + f" of {len(stages)} stages")
     print(progress.estimate(stages, status, record_dir).line(workers))
