@@ -67,10 +67,15 @@ def _float(v: str | None) -> float:
         return math.nan
 
 
-def success_interval(values: list[float]) -> tuple[float, float, float]:
-    """mean_interval of success rates, its bounds clipped to [0, 1] (a t interval of 2 seeds is wide)."""
+def clipped_interval(values, floor: float, ceiling: float) -> tuple[float, float, float]:
+    """mean_interval with its bounds clipped to the values' possible range (a t interval of 2 seeds is wide)."""
     mean, low, high = mean_interval(values) if len(values) else (math.nan,) * 3
-    return mean, max(0.0, low) if not math.isnan(low) else low, min(1.0, high) if not math.isnan(high) else high
+    return mean, max(floor, low) if not math.isnan(low) else low, min(ceiling, high) if not math.isnan(high) else high
+
+
+def success_interval(values: list[float]) -> tuple[float, float, float]:
+    """`clipped_interval` of success rates, to [0, 1]."""
+    return clipped_interval(values, 0.0, 1.0)
 
 
 def _interval(values: list[float]) -> dict[str, Any]:
@@ -297,13 +302,13 @@ def paired_rows(results: SweepResults, points: int = 4) -> list[dict[str, Any]]:
 
 def _difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Mean, t-interval and two-sided paired t-test p of the same-seed differences a - b."""
-    diff = mean_interval(a - b)
+    diff = clipped_interval(a - b, -1.0, 1.0)
     return {"diff": diff[0], "diff_low": diff[1], "diff_high": diff[2], "p": paired_p_value(a - b)}
 
 
 def _paired(a: np.ndarray, b: np.ndarray, a_start: np.ndarray, b_start: np.ndarray) -> dict[str, float]:
     """`_difference` of a - b, and mean and t-interval of the differences of their gains since the start."""
-    gain = mean_interval((a - a_start) - (b - b_start))
+    gain = clipped_interval((a - a_start) - (b - b_start), -2.0, 2.0)  # a difference of two gains
     return {**_difference(a, b), "gain_diff": gain[0], "gain_low": gain[1], "gain_high": gain[2]}
 
 
@@ -338,7 +343,7 @@ def final_table(pretrained: dict[tuple, dict[int, float]], finals: dict[str, dic
             seeds = sorted(by_seed)
             start = pretrained.get((task, demos, method), {})
             gains = [by_seed[s] - start[s] for s in seeds if s in start]
-            gain = mean_interval(gains) if gains else (math.nan,) * 3
+            gain = clipped_interval(gains, -1.0, 1.0)
             rows.append({"task": task, "demos": demos, "algo": algo, "method": method, "actor": actor,
                          "episodes": episodes, **_interval([by_seed[s] for s in seeds]),
                          "gain": gain[0], "gain_low": gain[1], "gain_high": gain[2],
