@@ -12,13 +12,11 @@ what a single seed can show, not a verdict on a claim.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
-from postbc.experiments import markers
-from postbc.experiments.results import FINAL_ACTORS, SweepResults, method_pairs, stage_coordinates
+from postbc.experiments.results import FINAL_ACTORS, SweepResults, evaluations, method_pairs
 from postbc.stats import mcnemar_exact_p
 
 
@@ -33,13 +31,11 @@ class Episodes:
 def episode_outcomes(results: SweepResults, kind: str, file: str = "eval.json") -> dict[tuple, dict[int, Episodes]]:
     """As results.eval_success, each evaluation's per-episode outcomes instead of its rate (evaluations written
     before they were kept are left out)."""
-    out: dict[tuple, dict[int, Episodes]] = defaultdict(dict)
-    for r in results.of_kind(kind):
-        ev = markers.read_marker(r.stage.dir, file)
-        if ev is not None and ev.get("episode_success"):
-            out[stage_coordinates(r.stage)][int(r.stage.params["seed"])] = Episodes(
-                int(ev["seed"]), tuple(bool(s) for s in ev["episode_success"]))
-    return out
+    def read(ev: dict) -> Episodes | None:
+        flags = ev.get("episode_success")
+        return Episodes(int(ev["seed"]), tuple(bool(s) for s in flags)) if flags else None
+
+    return evaluations(results, kind, file, read)
 
 
 def compare(a: Episodes, b: Episodes) -> dict[str, Any] | None:

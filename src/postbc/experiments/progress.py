@@ -93,9 +93,7 @@ def describe(stage: Stage, now: float | None = None) -> str:
 
 def finished_cpu(stage: Stage, record_dir: Path | None = None) -> float:
     """CPU seconds of a finished stage (`results.run_cpu`), read from its directory or its record; NaN if unknown."""
-    for where in (stage.dir, record_dir / stage.name if record_dir is not None else None):
-        if where is None:
-            continue
+    for where in [stage.dir] + ([record_dir / stage.name] if record_dir is not None else []):
         done = markers.read_marker(where, markers.DONE)
         if done is not None and done.get("wall_time_s") is not None:
             run = Run(dataclasses.replace(stage, dir=where), "done", None, read_metrics(where))
@@ -129,22 +127,23 @@ def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | Non
     """What the stages whose `status` is not done should cost, from those that are (`status`: name -> the
     dry run's status, "done" and "recorded" meaning finished)."""
     finished = {"done", "recorded"}
-    costs: dict[tuple, list[float]] = defaultdict(list)
+    by_method: dict[tuple, list[float]] = defaultdict(list)  # cost_key -> CPU seconds
+    by_algo: dict[tuple, list[float]] = defaultdict(list)  # (kind, algo) -> CPU seconds, every method
     for s in stages:
         if status[s.name] in finished:
             cpu = finished_cpu(s, record_dir)
             if np.isfinite(cpu):
-                costs[cost_key(s)].append(cpu)
-                costs[cost_key(s)[:2]].append(cpu)
+                by_method[cost_key(s)].append(cpu)
+                by_algo[cost_key(s)[:2]].append(cpu)
     total, priced, other, unpriced = 0.0, 0, 0, 0
     for s in stages:
         if status[s.name] in finished:
             continue
-        known = costs.get(cost_key(s)) or costs.get(cost_key(s)[:2])
+        known = by_method.get(cost_key(s)) or by_algo.get(cost_key(s)[:2])
         if not known:
             unpriced += 1
             continue
-        other += cost_key(s) not in costs
+        other += cost_key(s) not in by_method
         # a started pretraining run is priced whole: its ensemble's and its policy's epochs cost differently
         logged = last_logged(s) if status[s.name] == "started" and s.kind == "finetune" else None
         total += float(np.mean(known)) * (1.0 - (logged.share if logged else 0.0))

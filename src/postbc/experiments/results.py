@@ -11,7 +11,7 @@ import dataclasses
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,16 +88,23 @@ FINAL_ACTORS = {"served": ACTOR_OUTPUTS["deterministic"][1], "stochastic": ACTOR
 (the reference's evaluation) on the same episodes."""
 
 
-def eval_success(results: SweepResults, kind: str, file: str = "eval.json") -> dict[tuple, dict[int, float]]:
-    """Grid coordinates without the seed -> {seed: success} of every finished evaluation stage of `kind`
+def evaluations(results: SweepResults, kind: str, file: str,
+                read: Callable[[dict], Any]) -> dict[tuple, dict[int, Any]]:
+    """Grid coordinates without the seed -> {seed: read(evaluation)} of every finished evaluation stage of `kind`
     ("eval": pretrained policies, keyed (task, demos, method); "final": finetuned ones, (task, demos, algo, method))
-    that wrote `file`."""
-    out: dict[tuple, dict[int, float]] = defaultdict(dict)
+    that wrote `file`; an evaluation `read` returns None for is left out."""
+    out: dict[tuple, dict[int, Any]] = defaultdict(dict)
     for r in results.of_kind(kind):
         ev = markers.read_marker(r.stage.dir, file)
-        if ev is not None:
-            out[stage_coordinates(r.stage)][int(r.stage.params["seed"])] = float(ev["success_rate"])
+        value = read(ev) if ev is not None else None
+        if value is not None:
+            out[stage_coordinates(r.stage)][int(r.stage.params["seed"])] = value
     return out
+
+
+def eval_success(results: SweepResults, kind: str, file: str = "eval.json") -> dict[tuple, dict[int, float]]:
+    """`evaluations`' success rates."""
+    return evaluations(results, kind, file, lambda ev: float(ev["success_rate"]))
 
 
 def stage_coordinates(stage: Stage) -> tuple:

@@ -162,13 +162,14 @@ def print_plan(stages, record_dir: Path | None, workers: int = 1) -> None:
     refill = refills(by_name, stand)
     status = {}
     for s in stages:
-        status[s.name] = markers.stage_status(s.dir)
-        if status[s.name] == "missing" and record_dir is not None and record.recorded_at(record_dir / s.name) is not None:
-            status[s.name] = "recorded"
-        elif status[s.name] == "done":
-            status[s.name] = "refill" if s.name in refill else "done" if s.name in stand else "redo"
-        detail = f"  ({progress.describe(s)})" if status[s.name] == "started" else ""
-        print(f"{status[s.name]:8s} {s.name}{detail}")
+        state = markers.stage_status(s.dir)
+        if state == "missing" and record_dir is not None and record.recorded_at(record_dir / s.name) is not None:
+            state = "recorded"
+        elif state == "done":
+            state = "refill" if s.name in refill else "done" if s.name in stand else "redo"
+        status[s.name] = state
+        detail = f"  ({progress.describe(s)})" if state == "started" else ""
+        print(f"{state:8s} {s.name}{detail}")
     counts = Counter(status.values())
     print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + f" of {len(stages)} stages")
     print(progress.estimate(stages, status, record_dir).line(workers))
