@@ -1,5 +1,6 @@
 """`postbc sweep --dry-run`'s progress: a started run's share of its budget, and the price of what is left."""
 
+import dataclasses
 import fcntl
 import json
 from pathlib import Path
@@ -66,4 +67,22 @@ def test_estimate_prices_each_stage_from_finished_ones_like_it(tmp_path):
     assert (est.priced, est.from_other_methods, est.unpriced) == (2, 1, 1)
     line = est.line(workers=2)
     assert line == ("3 stage(s) to run: 2 priced at about 0.3 CPU-h (1 from other methods' runs), at least 0.2 h of "
-                    "wall on 2 worker(s); 1 not priced (nothing of their kind and algorithm finished yet)")
+                    "wall on 2 worker(s) and 0.2 h on any number (the longest chain of stages that wait on each other); "
+                    "1 not priced (nothing of their kind and algorithm finished yet)")
+
+
+def test_the_wall_bound_is_the_longest_chain_when_workers_are_many(tmp_path):
+    """pretrain (done) -> finetune s0 (done); pretrain s1 (3600 s) -> finetune s1 (7200 s) is the chain; a second
+    finetuning run on the finished pretraining (7200 s) runs beside it."""
+    done_pre = stage(tmp_path, "pretrain", "bc", 0, cpu_s=3600.0)
+    pre1 = stage(tmp_path, "pretrain", "bc", 1)
+    done_ft = dataclasses.replace(stage(tmp_path, "finetune", "bc", 0, cpu_s=7200.0), deps=(done_pre.name,))
+    ft1 = dataclasses.replace(stage(tmp_path, "finetune", "bc", 1), deps=(pre1.name,))
+    ft2 = dataclasses.replace(stage(tmp_path, "finetune", "bc", 2), deps=(done_pre.name,))
+    stages = [done_pre, done_ft, pre1, ft1, ft2]
+    status = dict(zip([s.name for s in stages], ["done", "done", "missing", "missing", "missing"]))
+    est = estimate(stages, status)
+    assert est.cpu_s == pytest.approx(3600.0 + 7200.0 + 7200.0)
+    assert est.chain_s == pytest.approx(3600.0 + 7200.0)  # not 18000: ft2 needs nothing still to run
+    assert "at least 5.0 h of wall on 1 worker(s) and 3.0 h on any number" in est.line(workers=1)
+    assert "at least 3.0 h of wall on 8 worker(s)" in est.line(workers=8)  # the chain, not 18000 / 8

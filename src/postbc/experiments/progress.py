@@ -6,7 +6,9 @@ estimate of the rest prices each stage still to run at the mean CPU time of the 
 algorithm and method: PostBC's pretraining costs several times BC's), else of those of its kind and algorithm with
 other methods (said how many: a PostBC pretraining priced from BC's is priced low), a started finetuning run at the
 share of its budget still ahead; stages with nothing finished of their kind are counted and left out of the sum.
-Divided by the workers it is a lower bound on the wall time: a stage waits for the ones it depends on.
+Two lower bounds on the wall time follow: the sum divided by the workers, and the longest chain of priced stages
+still to run that wait on each other (pretraining, then finetuning, then its final evaluation), which no number of
+workers shortens: what a Ray cluster with a core per run would take.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class Estimate:
     priced: int
     from_other_methods: int  # of those, priced from finished stages of other methods
     unpriced: int  # stages still to run with no finished stage of their kind and algorithm
+    chain_s: float = 0.0  # the longest chain of priced stages still to run, each waiting on the one before
 
     def line(self, workers: int) -> str:
         to_run = self.priced + self.unpriced
@@ -117,7 +120,9 @@ class Estimate:
             text += f": {self.priced} priced at about {self.cpu_s / 3600:.1f} CPU-h"
             if self.from_other_methods:
                 text += f" ({self.from_other_methods} from other methods' runs)"
-            text += f", at least {self.cpu_s / 3600 / workers:.1f} h of wall on {workers} worker(s)"
+            wall = max(self.cpu_s / workers, self.chain_s)
+            text += (f", at least {wall / 3600:.1f} h of wall on {workers} worker(s) and {self.chain_s / 3600:.1f} h "
+                     "on any number (the longest chain of stages that wait on each other)")
         if self.unpriced:
             text += f"; {self.unpriced} not priced (nothing of their kind and algorithm finished yet)"
         return text
@@ -135,7 +140,8 @@ def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | Non
             if np.isfinite(cpu):
                 by_method[cost_key(s)].append(cpu)
                 by_algo[cost_key(s)[:2]].append(cpu)
-    total, priced, other, unpriced = 0.0, 0, 0, 0
+    price: dict[str, float] = {}  # stage name -> CPU seconds still ahead of it
+    other, unpriced = 0, 0
     for s in stages:
         if status[s.name] in finished:
             continue
@@ -146,6 +152,20 @@ def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | Non
         other += cost_key(s) not in by_method
         # a started pretraining run is priced whole: its ensemble's and its policy's epochs cost differently
         logged = last_logged(s) if status[s.name] == "started" and s.kind == "finetune" else None
-        total += float(np.mean(known)) * (1.0 - (logged.share if logged else 0.0))
-        priced += 1
-    return Estimate(total, priced, other, unpriced)
+        price[s.name] = float(np.mean(known)) * (1.0 - (logged.share if logged else 0.0))
+    return Estimate(sum(price.values()), len(price), other, unpriced, longest_chain(stages, price))
+
+
+def longest_chain(stages: list[Stage], price: dict[str, float]) -> float:
+    """The most CPU seconds along one path of dependencies, counting each stage at its `price` (finished and unpriced
+    stages at 0): a lower bound on the wall time however many workers run the rest."""
+    by_name = {s.name: s for s in stages}
+    ends: dict[str, float] = {}  # stage name -> the earliest its chain can end
+
+    def end(name: str) -> float:
+        if name not in ends:
+            deps = [d for d in by_name[name].deps if d in by_name]
+            ends[name] = price.get(name, 0.0) + max((end(d) for d in deps), default=0.0)
+        return ends[name]
+
+    return max((end(s.name) for s in stages), default=0.0)

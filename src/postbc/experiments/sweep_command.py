@@ -34,7 +34,8 @@ class SweepCommandConfig:
     ray_address: str | None = None
     """address of a Ray cluster (implies --backend ray); without it the ray backend starts a local instance."""
     max_workers: int = 0
-    """local backend: stages run at once (0: CPU cores // cpus_per_run)."""
+    """local backend: stages run at once (0: CPU cores // cpus_per_run); --dry-run prices the wall time on this many
+    workers (with --backend ray, give the cluster's)."""
     cpus_per_run: int = 1
     """CPUs (torch threads) each stage uses; the Ray backend declares them as the task's resources."""
     gpus_per_run: float = 0.0
