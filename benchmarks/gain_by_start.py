@@ -67,7 +67,8 @@ def main() -> None:
     pretrained = episode_outcomes(results, "eval")
     final = episode_outcomes(results, "final", FINAL_ACTORS[args.actor])
     starts: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    table: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)  # (task, demos, algo, method) -> seeds
+    # (task, demos, algo, method) -> per seed: pretrained and finetuned outcomes, and each episode's third
+    table: dict[tuple, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
     for (task, demos, algo, method), by_seed in sorted(final.items()):
         for seed, after in sorted(by_seed.items()):
             before = pretrained.get((task, demos, method), {}).get(seed)
@@ -79,7 +80,8 @@ def main() -> None:
                 demo_xy, eval_xy = demo_starts(args.sweep, task, demos), eval_starts(task, after.eval_seed, n)
                 distance = np.linalg.norm(eval_xy[:, None] - demo_xy[None], axis=-1).min(axis=1)
                 starts[key] = (distance, thirds(distance))
-            table[(task, demos, algo, method)].append((np.array(before.success[:n]), np.array(after.success[:n])))
+            table[(task, demos, algo, method)].append(
+                (np.array(before.success[:n]), np.array(after.success[:n]), starts[key][1]))
     for (task, demos, eval_seed, n), (distance, third) in starts.items():
         edges = [f"{distance[third == t].min() * 100:.1f}-{distance[third == t].max() * 100:.1f} cm" for t in range(3)]
         print(f"{task}, {demos} demos, evaluation seed {eval_seed}, {n} episodes; distance of the object's start to "
@@ -87,11 +89,10 @@ def main() -> None:
     print(f"\n| method | algo | seeds | near third: pretrained -> finetuned ({args.actor}) | middle | far |")
     print("|---|---|---|---|---|---|")
     for (task, demos, algo, method), seeds in sorted(table.items()):
-        third = next(t for (tk, d, _, _), (_, t) in starts.items() if (tk, d) == (task, demos))
         cells = []
         for t in range(3):
-            before = np.mean([b[third == t].mean() for b, _ in seeds])
-            after = np.mean([a[third == t].mean() for _, a in seeds])
+            before = np.mean([b[third == t].mean() for b, _, third in seeds])
+            after = np.mean([a[third == t].mean() for _, a, third in seeds])
             cells.append(f"{before:.2f} -> {after:.2f} ({after - before:+.2f})")
         print(f"| {method} | {algo} | {len(seeds)} | " + " | ".join(cells) + " |")
 
