@@ -92,6 +92,13 @@ def test_critic_summary_of_a_resumed_toy_run_counts_its_whole_episodes(tmp_path,
     gamma = cfg.sac.gamma  # return over the 15 positions is known
     assert summary["mc"] == pytest.approx(np.mean([-4 * (1 - gamma ** (15 - p)) / (1 - gamma) for p in range(15)]))
     assert np.isfinite(summary["q_data"])
+    torch.manual_seed(0)  # the summary's own draws of the actor's noise: the gap is over the 4 last chunks alone
+    _, _, algo, _ = load_dsrl_run(cfg.out)
+    out = returns_by_position(algo, num_envs=2, gamma=cfg.sac.gamma)
+    last = (algo.replay.all()["done"].numpy() > 0.5) & out["complete"]
+    assert last.sum() == 4
+    assert summary["last_chunk_gap"] == pytest.approx(float(np.mean((out["q_actor"] - out["q_data"])[last])))
+    assert summary["last_chunk_gap"] != pytest.approx(summary["actor_gap"])
 
 
 def test_a_run_whose_episodes_end_at_success_is_refused():

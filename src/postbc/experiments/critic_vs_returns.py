@@ -11,7 +11,7 @@ from postbc.errors import PostBCError
 from postbc.experiments import record
 from postbc.finetune.config import NOISE_ACTOR_ALGOS
 
-COLUMNS = ("env_steps", "episodes", "mc", "q_data", "overestimate", "corr", "actor_gap", "solved",
+COLUMNS = ("env_steps", "episodes", "mc", "q_data", "overestimate", "corr", "actor_gap", "last_chunk_gap", "solved",
            "unsolved_after_success")
 
 

@@ -170,18 +170,22 @@ def critic_summary(run_dir) -> dict[str, float]:
     """One line of the comparison for a finished DSRL / DSRL-NA run: over its replay's whole episodes, the mean real
     return (`mc`), the critic's mean value of the stored actions (`q_data`), their difference (`overestimate`) and
     correlation (`corr`: does the critic rank what it stored as the episodes did?), how far above `q_data` the critic
-    values the current actor's actions (`actor_gap`), the share of training episodes solved at some step, and of the
-    steps after success those unsolved again."""
+    values the current actor's actions (`actor_gap`), and by how much on the horizon's last chunks alone
+    (`last_chunk_gap`: their target is the reward alone, so a critic that values the actor's noise there like an earlier
+    chunk's hands every earlier chunk that excess through the backup), the share of training episodes solved at some
+    step, and of the steps after success those unsolved again."""
     torch.manual_seed(0)
     cfg, base, algo, meta = load_dsrl_run(run_dir)
     r = returns_by_position(algo, cfg.num_envs, cfg.sac.gamma)
     whole = r["complete"]
     mc, q_data, q_actor = r["mc"][whole], r["q_data"][whole], r["q_actor"][whole]
     data = algo.replay.all()
+    last = data["done"].numpy()[whole] > 0.5
     held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk, whole)
     return {"env_steps": int(meta["env_steps"]), "episodes": held["episodes"], "mc": float(mc.mean()),
             "q_data": float(q_data.mean()), "overestimate": float(np.mean(q_data - mc)),
             "corr": float(np.corrcoef(q_data, mc)[0, 1]), "actor_gap": float(np.mean(q_actor - q_data)),
+            "last_chunk_gap": float(np.mean((q_actor - q_data)[last])),
             "solved": held["succeeded"] / held["episodes"] if held["episodes"] else float("nan"),
             "unsolved_after_success": held["unsolved_after_success"]}
 
