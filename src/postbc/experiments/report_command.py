@@ -163,7 +163,8 @@ def run(cfg: ReportConfig) -> Path:
            "what was stored as the returns did? the actor follows the ranking), how far above q_data it values the "
            "current actor's noise (actor_gap), and on the horizon's last chunks alone (last_chunk_gap: their target "
            "is the reward alone, so an excess there reaches every earlier chunk through the backup), the share of "
-           "training episodes solved at some step, and of the steps after success those unsolved again.", [html.table_html(critics)])] if critics else []) + [
+           "training episodes solved at some step, and of the steps after success those unsolved again.",
+           [html.table_html(critics)])] if critics else []) + [
         ("Coverage diagnostics", "Posterior ensemble std along the demos, and sampled first actions at the demo "
          "states where it is largest (scarce data) and smallest (dense data).",
          [html.image_html(p) for p in coverage_pngs] or ["<p><em>no finished postbc run yet</em></p>"]),
