@@ -180,8 +180,9 @@ def critic_summary(run_dir) -> dict[str, float]:
     whole = r["complete"]
     mc, q_data, q_actor = r["mc"][whole], r["q_data"][whole], r["q_actor"][whole]
     data = algo.replay.all()
-    last = data["done"].numpy()[whole] > 0.5
-    held = solved_after_success(data["reward"].numpy(), data["done"].numpy(), cfg.num_envs, base.chunk, whole)
+    done = data["done"].numpy()
+    last = done[whole] > 0.5
+    held = solved_after_success(data["reward"].numpy(), done, cfg.num_envs, base.chunk, whole)
     return {"env_steps": int(meta["env_steps"]), "episodes": held["episodes"], "mc": float(mc.mean()),
             "q_data": float(q_data.mean()), "overestimate": float(np.mean(q_data - mc)),
             "corr": float(np.corrcoef(q_data, mc)[0, 1]), "actor_gap": float(np.mean(q_actor - q_data)),
