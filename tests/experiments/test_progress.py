@@ -3,13 +3,14 @@
 import dataclasses
 import fcntl
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from postbc.experiments import markers
 from postbc.experiments.plan import Stage
-from postbc.experiments.progress import describe, estimate, last_logged
+from postbc.experiments.progress import describe, estimate, last_logged, rerun_price
 
 
 def stage(root: Path, kind: str, method: str, seed: int, *, cpu_s: float | None = None, logged: int | None = None,
@@ -86,3 +87,20 @@ def test_the_wall_bound_is_the_longest_chain_when_workers_are_many(tmp_path):
     assert est.chain_s == pytest.approx(3600.0 + 7200.0)  # not 18000: ft2 needs nothing still to run
     assert "at least 5.0 h of wall on 1 worker(s) and 3.0 h on any number" in est.line(workers=1)
     assert "at least 3.0 h of wall on 8 worker(s)" in est.line(workers=8)  # the chain, not 18000 / 8
+
+
+def test_a_stage_that_runs_again_is_priced_from_its_own_run(tmp_path):
+    """A refill costs what it cost; a finetuning run whose budget doubled costs its run again twice over when it
+    starts clean (restored from a record without its checkpoints) and once more when it continues from them."""
+    refill = stage(tmp_path, "pretrain", "postbc", 0, cpu_s=400.0)
+    grown = dataclasses.replace(stage(tmp_path, "finetune", "bc", 0), extendable=("steps",))  # steps 200 now
+    (grown.dir / markers.DONE).write_text(json.dumps({"wall_time_s": 900.0, "cpu_time_s": 1000.0,
+                                                      "config": {"steps": 100}}))
+    other = stage(tmp_path, "finetune", "bc", 1, cpu_s=5000.0)  # the mean of finished runs is not used
+    assert rerun_price(refill, "refill") == pytest.approx(400.0)
+    assert rerun_price(grown, "redo") == pytest.approx(1000.0)  # continues from its checkpoints: 100 more steps
+    (grown.dir / "RECORD.json").write_text(json.dumps({"left_out": {"checkpoints/last.safetensors": {}}}))
+    assert rerun_price(grown, "redo") == pytest.approx(2000.0)  # hollow: all 200 steps again
+    assert math.isnan(rerun_price(stage(tmp_path, "eval", "bc", 0), "redo"))  # never finished: priced like the rest
+    status = {refill.name: "refill", grown.name: "redo", other.name: "done"}
+    assert estimate([refill, grown, other], status).cpu_s == pytest.approx(400.0 + 2000.0)

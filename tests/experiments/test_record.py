@@ -25,9 +25,10 @@ def test_sweep_record_on_the_toy_grid_refills_collect_and_pretrain_as_recorded(t
     assert main(["sweep", config, "--out", str(second), "--only", "final/toy-d4-bc-dsrl-s0", "--dry-run",
                  "--record", str(rec)]) == 0
     out = capsys.readouterr().out
-    assert "recorded pretrain/toy-d4-bc-s0" in out
-    assert "2 missing, 2 recorded of 4 stages" in out  # then the price of the rest: nothing like them finished
-    assert "2 stage(s) to run; 2 not priced" in out
+    # the plan is the one the sweep will run: the recorded demos and policy are refilled (priced at what they cost)
+    assert "refill   data/toy-d4-s0" in out and "refill   pretrain/toy-d4-bc-s0" in out
+    assert "2 missing, 2 refill of 4 stages" in out
+    assert "4 stage(s) to run: 2 priced at about" in out and "2 not priced" in out
     assert main(["sweep", config, "--out", str(second), "--only", "final/toy-d4-bc-dsrl-s0", "--record", str(rec)]) == 0
     out = capsys.readouterr().out
     assert "2 finished stage(s) restored" in out

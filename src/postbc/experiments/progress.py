@@ -5,7 +5,10 @@ it has logged against its budget (env steps, IQL updates, epochs of the policy o
 estimate of the rest prices each stage still to run at the mean CPU time of the finished stages like it (same kind,
 algorithm and method: PostBC's pretraining costs several times BC's), else of those of its kind and algorithm with
 other methods (said how many: a PostBC pretraining priced from BC's is priced low), a started finetuning run at the
-share of its budget still ahead; stages with nothing finished of their kind are counted and left out of the sum.
+share of its budget still ahead. A stage that runs again is priced from its own finished run where it can be: a
+refill (restored from a sweep record without its artifacts) or a stage whose inputs changed at what it cost, a
+finetuning run whose budget grew at its cost scaled to the new budget (the whole of it when it starts clean, the added share when it continues from its
+checkpoints). Stages with nothing finished of their kind are counted and left out of the sum.
 Two lower bounds on the wall time follow: the sum divided by the workers, and the longest chain of priced stages
 still to run that wait on each other (pretraining, then finetuning, then its final evaluation), which no number of
 workers shortens: what a Ray cluster with a core per run would take.
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from postbc.experiments import markers
+from postbc.experiments import markers, record
 from postbc.experiments.plan import Stage
 from postbc.experiments.results import Run, run_cpu, x_key
 from postbc.io.runs import read_metrics
@@ -145,6 +148,10 @@ def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | Non
     for s in stages:
         if status[s.name] in finished:
             continue
+        own = rerun_price(s, status[s.name], record_dir)
+        if np.isfinite(own):
+            price[s.name] = own
+            continue
         known = by_method.get(cost_key(s)) or by_algo.get(cost_key(s)[:2])
         if not known:
             unpriced += 1
@@ -154,6 +161,25 @@ def estimate(stages: list[Stage], status: dict[str, str], record_dir: Path | Non
         logged = last_logged(s) if status[s.name] == "started" and s.kind == "finetune" else None
         price[s.name] = float(np.mean(known)) * (1.0 - (logged.share if logged else 0.0))
     return Estimate(sum(price.values()), len(price), other, unpriced, longest_chain(stages, price))
+
+
+def rerun_price(stage: Stage, state: str, record_dir: Path | None = None) -> float:
+    """CPU seconds of a finished stage that runs again, from its own run (NaN when it has none): what it cost (a
+    `refill`, or a `redo` because what it read changed: the same work again); a `redo` whose budget grew
+    (`Stage.extendable`) its cost times new / old budget when it starts clean (restored from a record, without its
+    checkpoints), times (new - old) / old when it continues from them."""
+    if state not in ("refill", "redo"):
+        return math.nan
+    cpu = finished_cpu(stage, record_dir)
+    if state == "refill" or not np.isfinite(cpu):
+        return cpu
+    ran = (markers.read_marker(stage.dir, markers.DONE) or {}).get("config", {})
+    grown = [(ran[k], stage.config[k]) for k in stage.extendable
+             if k in ran and k in stage.config and 0 < ran[k] < stage.config[k]]
+    if not grown:
+        return cpu
+    old, new = grown[0]
+    return cpu * (new if record.missing(stage.dir) else new - old) / old
 
 
 def longest_chain(stages: list[Stage], price: dict[str, float]) -> float:

@@ -151,29 +151,34 @@ def run(cfg: SweepCommandConfig, *, ray_init: dict | None = None):
 def print_plan(stages, record_dir: Path | None, workers: int = 1) -> None:
     """`--dry-run`: each stage's status; `redo`: done but runs again (its budget grew, or what it read changed);
     `recorded`: not here but in the record (restored, not run); `refill`: restored without the artifacts a stage
-    still to run needs, so it runs again. A started stage says whether it runs now and how far it logged
-    (`progress.describe`); then the counts and what the rest should cost (`progress.estimate`)."""
+    still to run needs, so it runs again. A recorded stage is judged as the sweep will judge it once restored, so a
+    fresh machine's plan shows the refills and the redos it will run. A started stage says whether it runs now and
+    how far it logged (`progress.describe`); then the counts and what the rest should cost (`progress.estimate`)."""
+    import dataclasses
     from collections import Counter
 
     from postbc.experiments import markers, progress, record
-    from postbc.experiments.scheduler import refills, standing
+    from postbc.experiments.scheduler import refills, standing, with_dep_dirs
 
-    by_name = {s.name: s for s in stages}
-    stand = standing(stages)
+    restorable = {s.name for s in stages if record_dir is not None and markers.stage_status(s.dir) == "missing"
+                  and record.recorded_at(record_dir / s.name) is not None}
+    view = with_dep_dirs([dataclasses.replace(s, dir=record_dir / s.name) if s.name in restorable else s
+                          for s in stages])
+    by_name = {s.name: s for s in view}
+    stand = standing(view)
     refill = refills(by_name, stand)
     status = {}
-    for s in stages:
+    for s in view:
         state = markers.stage_status(s.dir)
-        if state == "missing" and record_dir is not None and record.recorded_at(record_dir / s.name) is not None:
-            state = "recorded"
-        elif state == "done":
-            state = "refill" if s.name in refill else "done" if s.name in stand else "redo"
+        if state == "done":
+            state = ("refill" if s.name in refill else "recorded" if s.name in restorable else "done") \
+                if s.name in stand else "redo"
         status[s.name] = state
         detail = f"  ({progress.describe(s)})" if state == "started" else ""
         print(f"{state:8s} {s.name}{detail}")
     counts = Counter(status.values())
     print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + f" of {len(stages)} stages")
-    print(progress.estimate(stages, status, record_dir).line(workers))
+    print(progress.estimate(view, status, record_dir).line(workers))
 
 
 def utilisation_line(wall: float, cpu: float, backend: str) -> str:
