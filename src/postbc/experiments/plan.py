@@ -131,12 +131,18 @@ def stage_complete(stage: Stage) -> bool:
     done = markers.read_marker(stage.dir, markers.DONE)
     if done is None or not all((stage.dir / name).exists() for name in stage.outputs):
         return False
-    ran = done.get("config", {})
-    if any(key in ran and key in stage.config and ran[key] < stage.config[key] for key in stage.extendable):
+    if grown_budgets(stage, done.get("config", {})):
         return False
     started = done.get("finished_at", 0.0) - done.get("wall_time_s", 0.0)
     return not any(upstream.get("finished_at", 0.0) > started
                    for upstream in (markers.read_marker(d, markers.DONE) for d in stage.dep_dirs) if upstream)
+
+
+def grown_budgets(stage: Stage, ran: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(ran, asked) of each `extendable` budget that the stage's config asks larger than `ran` (the config of the run
+    it finished) had."""
+    return [(ran[key], stage.config[key]) for key in stage.extendable
+            if key in ran and key in stage.config and ran[key] < stage.config[key]]
 
 
 def eval_stage(cfg: SweepConfig, out: Path, kind: str, policy_dir: Path, task: str, episodes: int,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from postbc.experiments import markers, record
-from postbc.experiments.plan import Stage
+from postbc.experiments.plan import Stage, grown_budgets
 from postbc.experiments.results import Run, run_cpu, x_key
 from postbc.io.runs import read_metrics
 
@@ -173,10 +173,8 @@ def rerun_price(stage: Stage, state: str, record_dir: Path | None = None) -> flo
     cpu = finished_cpu(stage, record_dir)
     if state == "refill" or not np.isfinite(cpu):
         return cpu
-    ran = (markers.read_marker(stage.dir, markers.DONE) or {}).get("config", {})
-    grown = [(ran[k], stage.config[k]) for k in stage.extendable
-             if k in ran and k in stage.config and 0 < ran[k] < stage.config[k]]
-    if not grown:
+    grown = grown_budgets(stage, (markers.read_marker(stage.dir, markers.DONE) or {}).get("config", {}))
+    if not grown or grown[0][0] <= 0:
         return cpu
     old, new = grown[0]
     return cpu * (new if record.missing(stage.dir) else new - old) / old
