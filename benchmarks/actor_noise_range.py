@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from postbc.experiments import record
 from postbc.finetune.critic_returns import load_dsrl_run
 
 
@@ -49,7 +50,11 @@ def main() -> None:
     print("| run | noise dim d | actor's mean norm (warm-up's) | share of coordinates at the bound (warm-up's) |")
     print("|---|---|---|---|")
     for run in sorted((args.sweep / "finetune").glob("*")):
-        if (run / "DONE.json").exists() and "dsrl" in run.name:
+        if not (run / "DONE.json").exists() or "dsrl" not in run.name:
+            continue
+        if record.missing(run):
+            print(f"| {run.name} | restored from a sweep record, which keeps no replay: not measured here | | |")
+        else:
             print(run_line(run), flush=True)
 
 
