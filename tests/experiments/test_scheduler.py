@@ -267,6 +267,28 @@ def test_a_refill_that_differs_from_the_record_stands_as_a_new_run(tmp_path, bac
         record.sha256(pre2.dir / "model.safetensors")
 
 
+def test_a_refill_killed_before_it_finished_resumes_as_a_refill(tmp_path):
+    """The session ends while a refill runs: its recorded files sit parked, the run has a checkpoint and no DONE.
+    The next sweep resumes the run and settles it as a refill: the recorded run goes to superseded/, not lost."""
+    rec = tmp_path / "record"
+    pre = standin(tmp_path / "a", "pretrain", steps=3, artifact="weights v1")
+    execute_stage(pre)
+    record_all([pre], rec)
+    recorded_done = markers.read_marker(rec / "pretrain", markers.DONE)
+
+    pre2 = standin(tmp_path / "b", "pretrain", steps=3, artifact="weights v2")
+    restore_all([pre2], rec)
+    record.park(pre2.dir)  # what the killed refill had done before it ran ...
+    (pre2.dir / "step.json").write_text(json.dumps({"step": 1}))  # ... and how far it got
+    assert markers.stage_status(pre2.dir) != "done"
+    result = execute_stage(pre2)
+    assert result["status"] == "done" and result["refilled"] and result["changed"] == ["model.safetensors"]
+    assert json.loads((pre2.dir / "step.json").read_text()) == {"step": 3} and starts(pre2) == 1  # resumed
+    assert not record.parking(pre2.dir).exists() and not (pre2.dir / record.MANIFEST).exists()
+    kept = pre2.dir / "superseded" / str(int(recorded_done["finished_at"]))
+    assert markers.read_marker(kept, markers.DONE) == recorded_done
+
+
 def test_a_restored_run_whose_budget_grew_starts_clean(tmp_path, backend):
     rec = tmp_path / "record"
     run = dataclasses.replace(standin(tmp_path / "a", "run", steps=2, artifact="replay"), extendable=("steps",))

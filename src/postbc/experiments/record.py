@@ -26,7 +26,7 @@ from postbc.io.atomic import atomic_write_json
 MANIFEST = "RECORD.json"
 SMALL_BYTES = 256 * 1024  # metrics, configs, evaluations and logs fit; policies and replay buffers do not
 ARTIFACT_SUFFIXES = (".safetensors", ".hdf5", ".h5", ".npz", ".pt")  # what a dependent stage reads; a refill checks them
-SKIP = {".lock", ".refill"}  # a stage's lock file, and a refill's parking place for the recorded files
+SKIP = {".lock", ".refill"}  # a stage's lock file, and a refill's parking place for the recorded files (`parking`)
 
 
 def sha256(path: Path) -> str:
@@ -114,10 +114,15 @@ def missing(stage_dir: Path) -> list[str]:
     return [rel for rel in manifest(stage_dir)["left_out"] if needed(rel) and not (stage_dir / rel).exists()]
 
 
+def parking(stage_dir: Path) -> Path:
+    """Where a refill parks the recorded files while the stage runs again (they stay there if it is killed)."""
+    return Path(stage_dir) / ".refill"
+
+
 def park(stage_dir: Path) -> Path:
     """Before a hollow stage runs again: move its recorded files out of the command's way (to .refill/)."""
     stage_dir = Path(stage_dir)
-    parked = stage_dir / ".refill"
+    parked = parking(stage_dir)
     shutil.rmtree(parked, ignore_errors=True)
     for rel in _files(stage_dir) + [Path(MANIFEST)]:
         if "superseded" in rel.parts or not (stage_dir / rel).exists():

@@ -100,16 +100,23 @@ def execute_stage(stage: Stage, cpus: int = 1, device: str | None = None) -> dic
         if stage_complete(stage):  # finished by a sweep that was killed before it heard back, or a refill
             if not hollow:
                 return {"name": stage.name, "status": "skipped", "error": None, "wall_time_s": 0.0}
-            parked = record.park(stage.dir)
-            result = _run(stage, device)
-            changed = record.mismatches(stage.dir, parked) if result["status"] == "done" else []
-            record.unpark(stage.dir, parked, keep=result["status"] != "done" or not changed)
-            return {**result, "refilled": True, "changed": changed}
+            return _refill(stage, record.park(stage.dir), device)
+        if record.parking(stage.dir).is_dir():  # a refill killed before it finished: it resumes, as a refill
+            return _refill(stage, record.parking(stage.dir), device)
         if hollow:  # a recorded result that runs again (its budget grew): the command starts clean
             record.unpark(stage.dir, record.park(stage.dir), keep=False)
         else:
             markers.supersede(stage.dir, stage.outputs)
         return _run(stage, device)
+
+
+def _refill(stage: Stage, parked: Path, device: str | None) -> dict[str, Any]:
+    """Run a hollow stage again, its recorded files parked in `parked`; then they come back if the new artifacts
+    match them or the run failed, else they go to superseded/ (`record.unpark`). A killed run leaves them parked."""
+    result = _run(stage, device)
+    changed = record.mismatches(stage.dir, parked) if result["status"] == "done" else []
+    record.unpark(stage.dir, parked, keep=result["status"] != "done" or not changed)
+    return {**result, "refilled": True, "changed": changed}
 
 
 def _run(stage: Stage, device: str | None) -> dict[str, Any]:
