@@ -1,5 +1,7 @@
 """critic_returns: real returns rebuilt from a replay, against a critic's values."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -75,7 +77,7 @@ def test_critic_summary_of_a_resumed_toy_run_counts_its_whole_episodes(tmp_path,
 
     from postbc.finetune.command import run
     from postbc.finetune.config import FinetuneConfig
-    from postbc.finetune.critic_returns import critic_summary, load_dsrl_run
+    from postbc.finetune.critic_returns import SUMMARY_FILE, critic_summary, load_dsrl_run
 
     cfg = FinetuneConfig(checkpoint=toy_base_dir, task="toy", out=tmp_path / "run", algo=algo, steps=400, num_envs=2,
                          checkpoint_every=104, eval_every=400, eval_episodes=2, env_backend="sync", quiet=True,
@@ -87,6 +89,8 @@ def test_critic_summary_of_a_resumed_toy_run_counts_its_whole_episodes(tmp_path,
     assert out["cuts"] == 2 and out["complete"].sum() == 4 * 15
     summary = critic_summary(cfg.out)
     assert summary["episodes"] == 4 and summary["env_steps"] == 400
+    # the finished run kept the same summary beside it (what a report reads from a sweep record)
+    assert json.loads((cfg.out / SUMMARY_FILE).read_text()) == pytest.approx(summary, nan_ok=True)
     assert summary["overestimate"] == pytest.approx(summary["q_data"] - summary["mc"])
     assert summary["solved"] == 0  # the untrained base never reaches the goal: every chunk earned -4, so the mean
     gamma = cfg.sac.gamma  # return over the 15 positions is known

@@ -5,6 +5,7 @@ noise near chance (`corr` about 0) had nothing to learn from; `postbc.finetune.c
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from postbc.errors import PostBCError
@@ -20,7 +21,7 @@ def critic_rows(results) -> list[dict[str, Any]]:
     wrapped, its episodes end at success, it bootstraps at the horizon) gets its reason in `note`."""
     import torch
 
-    from postbc.finetune.critic_returns import critic_summary
+    from postbc.finetune.critic_returns import SUMMARY_FILE, critic_summary
 
     rows = []
     threads = torch.get_num_threads()
@@ -31,6 +32,10 @@ def critic_rows(results) -> list[dict[str, Any]]:
             if p["algo"] not in NOISE_ACTOR_ALGOS:
                 continue
             row = {"task": p["task"], "demos": p["demos"], "algo": p["algo"], "method": p["method"], "seed": p["seed"]}
+            kept = run.stage.dir / SUMMARY_FILE
+            if kept.exists():  # the run's own, of its last checkpoint
+                rows.append({**row, **{c: None for c in COLUMNS}, "note": "", **json.loads(kept.read_text())})
+                continue
             if record.missing(run.stage.dir):
                 rows.append({**row, **{c: None for c in COLUMNS},
                              "note": "restored from a sweep record, which keeps no checkpoint: not measured here"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from postbc.finetune.config import FinetuneConfig, preset_defaults
+from postbc.finetune.config import NOISE_ACTOR_ALGOS, FinetuneConfig, preset_defaults
 
 __all__ = ["FinetuneConfig", "run", "build_algorithm", "preset_defaults"]
 
@@ -71,6 +71,10 @@ def run(cfg: FinetuneConfig, *, base=None, spec=None, stop_at: int | None = None
         last = trainer.run(resuming, stop_at=stop_at)
         if stop_at is not None:
             return last
+        if cfg.algo in NOISE_ACTOR_ALGOS:
+            from postbc.finetune.critic_returns import write_critic_summary
+
+            write_critic_summary(cfg.out)
     print(finish_summary(cfg))
     return last
 

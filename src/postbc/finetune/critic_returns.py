@@ -191,6 +191,22 @@ def critic_summary(run_dir) -> dict[str, float]:
             "unsolved_after_success": held["unsolved_after_success"]}
 
 
+SUMMARY_FILE = "critic_summary.json"  # `critic_summary` of the run's last checkpoint, written as the run finishes
+
+
+def write_critic_summary(run_dir) -> None:
+    """Keep the finished run's `critic_summary` beside it (a few hundred bytes, so a sweep's record keeps it too: a
+    report on another machine, without the run's checkpoint and replay, reads it from there), or why there is none
+    (`note`)."""
+    from postbc.io.atomic import atomic_write_json
+
+    try:
+        summary = critic_summary(run_dir)
+    except PostBCError as e:
+        summary = {"note": str(e)}
+    atomic_write_json(Path(run_dir) / SUMMARY_FILE, summary)
+
+
 def load_dsrl_run(run_dir):
     """(config, base policy, algorithm with the run's last checkpoint loaded, checkpoint meta) of a DSRL or DSRL-NA
     run directory, for the diagnostics that read its networks and replay."""
