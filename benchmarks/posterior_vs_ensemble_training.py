@@ -32,10 +32,6 @@ from postbc.pretrain.command import PretrainConfig, dataset_identity, posterior_
 from postbc.pretrain.posterior import PosteriorEstimate
 
 
-def std_per_sample(posterior: PosteriorEstimate) -> np.ndarray:
-    return posterior.std().pow(2).mean(1).sqrt().numpy()
-
-
 def describe(std: np.ndarray) -> dict[str, float]:
     q10, q50, q90 = np.quantile(std, [0.1, 0.5, 0.9])
     top, bottom = np.sort(std)[-max(1, len(std) // 10):], np.sort(std)[:max(1, len(std) // 10)]
@@ -64,7 +60,7 @@ def refit(run: Path, milestones: list[int], hidden: int | None, work: Path) -> l
         posterior = posterior_target_noise(dataclasses.replace(cfg, ensemble_epochs=epochs), dataset, obs, chunks,
                                            identity, seeds).posterior
         row = {"epochs": epochs, "hidden": cfg.ensemble_hidden, "fit_s": time.perf_counter() - start,
-               **describe(std_per_sample(posterior))}
+               **describe(posterior.std_per_sample().numpy())}
         if (epochs, cfg.ensemble_hidden) == own_schedule:
             tensors, meta = load_checkpoint(run / "posterior")
             reference = PosteriorEstimate.from_tensors(tensors, meta["kind"])

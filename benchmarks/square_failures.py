@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
+from postbc.envs.robosuite_tasks import OBJECT_POSE
 from postbc.experts.robosuite_experts import PEG_XY, TABLE_Z
 
 PHASES = ("on table", "carried", "over peg", "on peg")
 FURTHEST = PHASES + ("solved",)
-NUT_POS = slice(7, 10)  # the nut's world position inside square's `object` observation (postbc.envs.robosuite_tasks)
+NUT_POS = OBJECT_POSE["square"][0]  # the nut's world position inside square's `object` observation
 PEG_TOLERANCE = 0.03  # robosuite NutAssembly.on_peg: |dx|, |dy| < 3 cm ...
 ON_PEG_HEIGHT = 0.05  # ... and the nut's centre below the table + 5 cm
 LIFTED = 0.02
@@ -47,22 +49,19 @@ def phase_of(nut: np.ndarray, start_z: float | np.ndarray) -> np.ndarray:
     return np.where(near_peg, np.where(low, 3, 2), np.where(lifted, 1, 0))
 
 
-def object_slice(obs_keys: tuple[str, ...], obs_dims: tuple[int, ...]) -> slice:
-    start = int(np.sum(obs_dims[: obs_keys.index("object")]))
-    return slice(start + NUT_POS.start, start + NUT_POS.stop)
-
-
 def posterior_by_phase(run: Path) -> None:
+    from postbc.envs.registry import key_slices
     from postbc.experiments.coverage import load_run_dataset
     from postbc.io.checkpoint import load_checkpoint
     from postbc.pretrain.posterior import PosteriorEstimate
 
     dataset = load_run_dataset(run)
     tensors, meta = load_checkpoint(run / "posterior")
-    std = PosteriorEstimate.from_tensors(tensors, meta["kind"]).std().pow(2).mean(1).sqrt().numpy()
+    std = PosteriorEstimate.from_tensors(tensors, meta["kind"]).std_per_sample().numpy()
     if len(std) != dataset.num_samples:
         raise SystemExit(f"{run}: posterior has {len(std)} samples, its demos {dataset.num_samples}")
-    nut = dataset.obs[:, object_slice(dataset.obs_keys, dataset.obs_dims)]
+    obs = {key: dataset.obs[:, part] for key, part in key_slices(dataset.obs_keys, dataset.obs_dims)}
+    nut = obs["object"][:, NUT_POS]
     start_z = nut[dataset.episode_starts, 2][dataset.episode_of]
     phase = phase_of(nut, start_z)
     top = std >= np.quantile(std, 0.9)
@@ -74,13 +73,11 @@ def posterior_by_phase(run: Path) -> None:
         m = phase == k
         if m.any():
             print(f"| {name} | {m.mean():.3f} | {std[m].mean():.3f} | {np.median(std[m]):.3f} | {top[m].sum() / top.sum():.3f} |")
-    bounds = np.cumsum((0,) + dataset.obs_dims)
     errors = []
     for start, length in zip(dataset.episode_starts, dataset.episode_lengths):
         closing = np.flatnonzero(dataset.actions[start:start + length, -1] > 0)
         if len(closing):
-            row = dataset.obs[start + closing[0]]
-            errors.append(grasp_error({key: row[bounds[j]:bounds[j + 1]] for j, key in enumerate(dataset.obs_keys)}))
+            errors.append(grasp_error({key: part[start + closing[0]] for key, part in obs.items()}))
     errors = np.array(errors)
     print(f"the demos' first close: {len(errors)} of {dataset.num_episodes} demos close the gripper, "
           f"{np.median(errors[:, 0]):.1f} cm from the handle, yaw error {np.median(errors[:, 1]):.0f} degrees (medians)")
@@ -94,7 +91,7 @@ def grasp_error(obs: dict[str, np.ndarray]) -> tuple[float, float]:
     scene = Scene.from_obs(obs, "square")
     handle = scene.obj + scene.obj_rot.apply([NUT_HANDLE_X, 0.0, 0.0])
     return (100 * float(np.linalg.norm(scene.eef - handle)),
-            abs(np.degrees(np.remainder(scene.eef_yaw - scene.obj_yaw + np.pi / 2, np.pi) - np.pi / 2)))
+            abs(math.degrees(math.remainder(scene.eef_yaw - scene.obj_yaw, math.pi))))
 
 
 def rollout(policy, env, keys, seed: int, k: int) -> dict:

@@ -73,6 +73,10 @@ class PosteriorEstimate:
             return self.factor
         return (self.factor**2).sum(-1).sqrt()
 
+    def std_per_sample(self) -> torch.Tensor:
+        """(N,) one number per sample: the root of the mean marginal variance over the chunk's coordinates."""
+        return self.std().pow(2).mean(1).sqrt()
+
     def to_tensors(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean, "factor": self.factor}
 
