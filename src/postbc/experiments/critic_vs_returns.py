@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from postbc.errors import PostBCError
 from postbc.experiments import record
 from postbc.finetune.config import NOISE_ACTOR_ALGOS
 
@@ -21,7 +20,7 @@ def critic_rows(results) -> list[dict[str, Any]]:
     wrapped, its episodes end at success, it bootstraps at the horizon) gets its reason in `note`."""
     import torch
 
-    from postbc.finetune.critic_returns import SUMMARY_FILE, critic_summary
+    from postbc.finetune.critic_returns import SUMMARY_FILE, critic_summary_or_note
 
     rows = []
     threads = torch.get_num_threads()
@@ -34,16 +33,12 @@ def critic_rows(results) -> list[dict[str, Any]]:
             row = {"task": p["task"], "demos": p["demos"], "algo": p["algo"], "method": p["method"], "seed": p["seed"]}
             kept = run.stage.dir / SUMMARY_FILE
             if kept.exists():  # the run's own, of its last checkpoint
-                rows.append({**row, **{c: None for c in COLUMNS}, "note": "", **json.loads(kept.read_text())})
-                continue
-            if record.missing(run.stage.dir):
-                rows.append({**row, **{c: None for c in COLUMNS},
-                             "note": "restored from a sweep record, which keeps no checkpoint: not measured here"})
-                continue
-            try:
-                rows.append({**row, **critic_summary(run.stage.dir), "note": ""})
-            except PostBCError as e:
-                rows.append({**row, **{c: None for c in COLUMNS}, "note": str(e)})
+                summary = json.loads(kept.read_text())
+            elif record.missing(run.stage.dir):
+                summary = {"note": "restored from a sweep record, which keeps no checkpoint: not measured here"}
+            else:
+                summary = critic_summary_or_note(run.stage.dir)
+            rows.append({**row, **{c: None for c in COLUMNS}, "note": "", **summary})
     finally:
         torch.set_num_threads(threads)
     return rows

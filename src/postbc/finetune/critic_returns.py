@@ -20,6 +20,7 @@ solved, not success (docs/finetuning.md, "Which objective").
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -194,17 +195,20 @@ def critic_summary(run_dir) -> dict[str, float]:
 SUMMARY_FILE = "critic_summary.json"  # `critic_summary` of the run's last checkpoint, written as the run finishes
 
 
+def critic_summary_or_note(run_dir) -> dict[str, Any]:
+    """`critic_summary`, or `{"note": why}` for a run the comparison cannot read."""
+    try:
+        return critic_summary(run_dir)
+    except PostBCError as e:
+        return {"note": str(e)}
+
+
 def write_critic_summary(run_dir) -> None:
-    """Keep the finished run's `critic_summary` beside it (a few hundred bytes, so a sweep's record keeps it too: a
-    report on another machine, without the run's checkpoint and replay, reads it from there), or why there is none
-    (`note`)."""
+    """Keep the finished run's `critic_summary_or_note` beside it (a few hundred bytes, so a sweep's record keeps it
+    too: a report on another machine, without the run's checkpoint and replay, reads it from there)."""
     from postbc.io.atomic import atomic_write_json
 
-    try:
-        summary = critic_summary(run_dir)
-    except PostBCError as e:
-        summary = {"note": str(e)}
-    atomic_write_json(Path(run_dir) / SUMMARY_FILE, summary)
+    atomic_write_json(Path(run_dir) / SUMMARY_FILE, critic_summary_or_note(run_dir))
 
 
 def load_dsrl_run(run_dir):
