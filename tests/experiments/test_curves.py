@@ -136,6 +136,22 @@ def test_a_resumed_runs_cpu_time_is_its_logged_total_or_unknown_never_the_last_s
     assert run_cpu(marker, whole) == 1100.0  # not resumed: the marker timed all of it
 
 
+def test_a_postbc_pretrainings_cost_adds_its_ensemble_loop_which_may_have_run_in_an_earlier_segment(tmp_path):
+    params = {"task": "can", "demos": 10, "method": "postbc", "seed": 0}
+    stage = Stage("pretrain/s0", "pretrain", tmp_path, "m", "C", {}, params)
+    (tmp_path / "ensemble_log").mkdir()
+    (tmp_path / "ensemble_log" / "metrics.csv").write_text("epoch,loss,wall_time,cpu_time\n6000,-2.2,3300,3200\n")
+    policy_log = [{"epoch": "3000", "loss": "0.1", "wall_time": "900", "cpu_time": "880"}]
+    marker = {"wall_time_s": 1000.0, "cpu_time_s": 950.0}  # the last sweep ran the policy loop only
+    resumed = Run(stage, "done", None, policy_log)
+    assert (run_wall(marker, resumed), run_cpu(marker, resumed)) == (4200.0, 4080.0)
+    policy_log[0]["cpu_time"] = ""  # the policy loop resumed under an older version: its first segment is unknown
+    assert np.isnan(run_cpu(marker, resumed))
+    bc = Run(Stage("pretrain/bc", "pretrain", tmp_path / "bc", "m", "C", {}, {**params, "method": "bc"}),
+             "done", None, [{"epoch": "3000", "wall_time": "900", "cpu_time": "880"}])
+    assert run_cpu(marker, bc) == 950.0  # one loop, one segment: the marker also timed data loading
+
+
 def test_training_signals_keep_each_runs_logged_points_and_skip_rows_without_them():
     a, b = finetune_run(0, [0, 2000, 4000], [0.1, 0.2, 0.3]), finetune_run(1, [0, 2000], [0.1, 0.4])
     a.metrics[2].update(q_mean="12.5", alpha="0.3")  # the 2000 row (row 1 is the training-only row at 1500)

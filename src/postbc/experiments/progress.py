@@ -29,6 +29,7 @@ from postbc.experiments import markers, record
 from postbc.experiments.plan import Stage, grown_budgets
 from postbc.experiments.results import Run, run_cpu, x_key
 from postbc.io.runs import read_metrics
+from postbc.pretrain.command import ENSEMBLE_LOG
 
 
 def cost_key(stage: Stage) -> tuple[str, str, str]:
@@ -53,7 +54,7 @@ class Logged:
 # trains PostBC's ensemble first, then the policy, so the policy's log is read first
 LOGS = {
     "finetune": ((".", None, "steps"),),
-    "pretrain": ((".", "epoch", "epochs"), ("ensemble_log", "epoch", "ensemble_epochs")),
+    "pretrain": ((".", "epoch", "epochs"), (ENSEMBLE_LOG, "epoch", "ensemble_epochs")),
 }
 
 
@@ -66,7 +67,7 @@ def last_logged(stage: Stage) -> Logged | None:
         if metrics:
             key = column or x_key(metrics)
             what = ("epochs" if key == "epoch" else key.replace("_", " "))
-            what = "ensemble " + what if sub == "ensemble_log" else what
+            what = "ensemble " + what if sub == ENSEMBLE_LOG else what
             return Logged(what, float(metrics[-1].get(key) or 0.0), budget, stage.dir / sub / "metrics.csv")
     return None
 

@@ -21,6 +21,7 @@ from postbc.experiments.eval_pretrained import ACTOR_OUTPUTS
 from postbc.experiments.config import SweepConfig, parse_sweep_config
 from postbc.experiments.plan import Stage, plan_sweep
 from postbc.io.runs import read_metrics
+from postbc.pretrain.command import ENSEMBLE_LOG
 from postbc.stats import mean_interval, paired_p_value
 
 
@@ -382,27 +383,33 @@ def final_paired_table(pretrained: dict[tuple, dict[int, float]],
 
 
 def run_wall(done: dict, run: Run) -> float:
-    """Wall seconds of a finished stage: its DONE marker times only the last sweep that ran it, so a resumed
-    finetuning run is read from its metrics' `wall_time`, which its checkpoints carry across resumes."""
-    logged = _last_logged(run, "wall_time")
+    """Wall seconds of a finished stage: its DONE marker times only the last sweep that ran it, so a resumed run
+    is read from its logs' `wall_time`, which its checkpoints carry across resumes (`_logged`)."""
+    logged = _logged(run, "wall_time")
     return max(done["wall_time_s"], logged) if np.isfinite(logged) else done["wall_time_s"]
 
 
 def run_cpu(done: dict, run: Run) -> float:
-    """CPU seconds of a finished stage: its metrics' `cpu_time` where the run logs one (carried across resumes;
-    the DONE marker's can be larger, as it also counts env workers joined at the end), else the marker's if it
-    timed the whole run, NaN for a resumed run that logged none (its earlier segments are unknown)."""
+    """CPU seconds of a finished stage: its logs' `cpu_time` where the run logs one (carried across resumes;
+    the DONE marker's can be larger, as it also counts what the loops do not: env workers joined at the end, a
+    pretraining's data loading and posterior), else the marker's if it timed the whole run, NaN for a resumed run
+    that logged none (its earlier segments are unknown)."""
     marker = done.get("cpu_time_s")
-    logged = _last_logged(run, "cpu_time")
+    logged = _logged(run, "cpu_time")
     if np.isfinite(logged):
         return max(marker or 0.0, logged)
-    if marker is None or _last_logged(run, "wall_time") > done["wall_time_s"]:  # resumed: the marker saw a segment
+    if marker is None or _logged(run, "wall_time") > done["wall_time_s"]:  # resumed: the marker saw a segment
         return math.nan
     return marker
 
 
-def _last_logged(run: Run, key: str) -> float:
-    return _float(run.metrics[-1].get(key)) if run.metrics else math.nan
+def _logged(run: Run, key: str) -> float:
+    """The stage's training loops' last logged `key`, summed: a finetuning run's, a pretraining run's policy loop's
+    and, for PostBC, its ensemble loop's (which may have finished in an earlier segment); NaN if any lacks it."""
+    logs = [run.metrics]
+    if run.stage.kind == "pretrain" and (run.stage.dir / ENSEMBLE_LOG / "metrics.csv").exists():
+        logs.append(read_metrics(run.stage.dir / ENSEMBLE_LOG))
+    return sum(_float(m[-1].get(key)) if m else math.nan for m in logs)
 
 
 def cost_rows(results: SweepResults) -> list[dict[str, Any]]:

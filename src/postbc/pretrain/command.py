@@ -25,6 +25,7 @@ METHODS = ("bc", "sigma_bc", "postbc")
 COVARIANCE_KINDS = ("full", "diagonal")  # postbc.pretrain.posterior (kept here: no torch import for --help)
 ENSEMBLE_HEADS = ("deterministic", "gaussian")  # postbc.policies.ensemble
 ENSEMBLE_KINDS = ("independent", "shared")  # EnsembleMLP | SharedTrunkEnsemble
+ENSEMBLE_LOG = "ensemble_log"  # the ensemble loop's metrics.csv, beside the policy loop's in the run directory
 
 
 @dataclasses.dataclass
@@ -271,7 +272,7 @@ def posterior_target_noise(cfg: PretrainConfig, dataset: Any, obs, chunks, ident
         epochs=cfg.ensemble_epochs, batch_size=cfg.batch_size, lr=cfg.ensemble_lr,
         generator=torch.Generator().manual_seed(int(seeds[1])),
         checkpoint=out / "checkpoints" / "ensemble_last", checkpoint_every=cfg.checkpoint_every,
-        log_dir=out / "ensemble_log", identity=identity, quiet=cfg.quiet,
+        log_dir=out / ENSEMBLE_LOG, identity=identity, quiet=cfg.quiet,
     )
     shape = {"num_members": ensemble.num_members, "in_dim": ensemble.in_dim, "out_dim": ensemble.out_dim,
              **size, "kind": cfg.ensemble_kind}

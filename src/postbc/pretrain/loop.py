@@ -6,6 +6,7 @@ is `postbc.io.resume.RunCheckpoint`, the one every training loop uses.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,11 +18,11 @@ from postbc.io.checkpoint import check_shapes
 from postbc.io.resume import RunCheckpoint
 from postbc.io.runs import MetricsLogger
 from postbc.io.state import load_module_state, module_state
-from postbc.utils import progress, show
+from postbc.utils import cpu_seconds, progress, show
 
 
 class ResumableState:
-    """What an epoch loop needs to continue after a kill: modules, optimizer, generator, epoch, wall time.
+    """What an epoch loop needs to continue after a kill: modules, optimizer, generator, epoch, wall and CPU time.
 
     `identity` is JSON that must match on resume (e.g. the dataset digest); a mismatch is refused.
     Stored through `postbc.io.resume.RunCheckpoint`, the checkpoint every training loop uses.
@@ -40,11 +41,12 @@ class ResumableState:
                                         refuse="the dataset or model changed since the run started: use a new --out "
                                                "or delete the directory")
         self.epoch = 0
-        self.wall_time = 0.0
+        self.wall_time = self.cpu_time = 0.0
 
     def save(self) -> None:
         tensors, optim = module_state(self.modules, {"optim": self.optimizer})
-        self.checkpoint.save(tensors, {"epoch": self.epoch, "wall_time": self.wall_time, "optimizer": optim["optim"]},
+        self.checkpoint.save(tensors, {"epoch": self.epoch, "wall_time": self.wall_time, "cpu_time": self.cpu_time,
+                                        "optimizer": optim["optim"]},
                              where=f"epoch {self.epoch}")
 
     def restore(self) -> bool:
@@ -58,6 +60,8 @@ class ResumableState:
             check_shapes(sub, {k: v.shape for k, v in module.state_dict().items()}, source)
         load_module_state(self.modules, {"optim": self.optimizer}, tensors, {"optim": meta["optimizer"]})
         self.epoch, self.wall_time = int(meta["epoch"]), float(meta["wall_time"])
+        # NaN (unknown, not 0) for a checkpoint written before the CPU time was kept
+        self.cpu_time = float(meta.get("cpu_time", math.nan))
         return True
 
 
@@ -74,25 +78,29 @@ def run_epochs(
 ) -> None:
     """Restore `state` if a checkpoint exists, then call `train_epoch(epoch)` up to `epochs`.
 
-    Each epoch's metrics are logged to `log_dir`/metrics.csv as (epoch, metrics..., wall_time), where
-    epoch counts finished epochs (1-based) and wall_time the training seconds so far; rows a killed
+    Each epoch's metrics are logged to `log_dir`/metrics.csv as (epoch, metrics..., wall_time, cpu_time), where
+    epoch counts finished epochs (1-based) and wall_time and cpu_time the training seconds so far, carried
+    across resumes (a sweep's cost table reads them: `postbc.experiments.results.run_cpu`); rows a killed
     run wrote after its last checkpoint are dropped. A checkpoint is written every
     `checkpoint_every` epochs and after the last one.
     """
-    state.restore()
+    restored = state.restore()
     if state.epoch >= epochs:
         return
-    logger = MetricsLogger(log_dir, step_key="epoch", resume_step=state.epoch, tensorboard=tensorboard) if log_dir else None
+    # a run resumed from an older version's metrics.csv keeps its columns (without cpu_time)
+    logger = MetricsLogger(log_dir, step_key="epoch", resume_step=state.epoch, tensorboard=tensorboard,
+                           keep_old_header=restored) if log_dir else None
     try:
         bar = progress(range(state.epoch, epochs), desc=desc, total=epochs - state.epoch, quiet=quiet)
         for epoch in bar:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_seconds()
             metrics = train_epoch(epoch)
             show(bar, loss=metrics.get("loss"))
             state.wall_time += time.perf_counter() - start
+            state.cpu_time += cpu_seconds() - cpu_start
             state.epoch = epoch + 1
             if logger is not None:
-                logger.log({"epoch": state.epoch, **metrics, "wall_time": state.wall_time})
+                logger.log({"epoch": state.epoch, **metrics, "wall_time": state.wall_time, "cpu_time": state.cpu_time})
             if state.epoch % checkpoint_every == 0 or state.epoch == epochs:
                 state.save()
     finally:
