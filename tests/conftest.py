@@ -18,6 +18,31 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def written_before_cpu_time():
+    """Turn a killed run's files into what a version before `cpu_time` was kept left: its metrics.csv without the
+    column, its checkpoint's meta without the key (runs of a grid part-way must still resume). Returns the old
+    columns."""
+    import csv
+    import json
+
+    from postbc.io.runs import read_metrics
+
+    def rewrite(run_dir, checkpoint_meta):
+        rows = read_metrics(run_dir)
+        old_columns = [k for k in rows[0] if k != "cpu_time"]
+        with open(run_dir / "metrics.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=old_columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+        record = json.loads(checkpoint_meta.read_text())
+        del record["meta"]["cpu_time"]
+        checkpoint_meta.write_text(json.dumps(record))
+        return old_columns
+
+    return rewrite
+
+
 # Under CI (.ci/run sets POSTBC_REQUIRE_ALL_TESTS=1) a skipped test is a failure: the simulator and Ray
 # tests skip themselves when their import fails, and a broken import must not turn CI green by vanishing.
 REQUIRE_ALL = "POSTBC_REQUIRE_ALL_TESTS"

@@ -1,8 +1,6 @@
 """The shared loop with DSRL-SAC on the line task and a noise-puppet base policy (fast, no pretraining)."""
 
-import csv
 import dataclasses
-import json
 
 import numpy as np
 
@@ -99,21 +97,13 @@ def test_resume_after_kill_continues_the_curve(tmp_path, line_spec):
     assert cpu[-1] > resumed_segment and cpu[-1] >= cpu_at_kill  # the whole run's CPU, not the last segment's
 
 
-def test_a_run_killed_by_an_older_version_resumes_with_its_columns_and_an_unknown_cpu_time(tmp_path, line_spec):
+def test_a_run_killed_by_an_older_version_resumes_with_its_columns_and_an_unknown_cpu_time(tmp_path, line_spec,
+                                                                                           written_before_cpu_time):
     """Runs started before `cpu_time` was logged (a grid part-way) must resume: no new column, CPU time NaN."""
     out = tmp_path / "run"
     cfg = _cfg(out, steps=1200, eval_every=200, checkpoint_every=400)
     run(cfg, base=NoisePuppet(), spec=line_spec, stop_at=700)
-    rows = read_metrics(out)
-    old_columns = [k for k in rows[0] if k != "cpu_time"]
-    with open(out / "metrics.csv", "w", newline="") as f:  # as the older version wrote them
-        w = csv.DictWriter(f, fieldnames=old_columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    meta_path = out / "checkpoints" / "last.json"
-    record = json.loads(meta_path.read_text())
-    del record["meta"]["cpu_time"]
-    meta_path.write_text(json.dumps(record))
+    old_columns = written_before_cpu_time(out, out / "checkpoints" / "last.json")
     run(cfg, base=NoisePuppet(), spec=line_spec)
     rows = read_metrics(out)
     assert list(rows[0]) == old_columns and int(rows[-1]["env_steps"]) >= 1200

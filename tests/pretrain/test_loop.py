@@ -1,7 +1,5 @@
 """The resumable epoch loop of pretraining: a killed run continues its epochs and its wall and CPU time."""
 
-import csv
-import json
 import math
 
 import pytest
@@ -45,21 +43,13 @@ def test_a_killed_runs_cpu_time_continues_from_its_checkpoint(tmp_path):
     assert cpu[-1] > at_kill["cpu_time"] * 1.2  # the whole run's CPU: the two resumed epochs add to the first four
 
 
-def test_a_run_killed_by_an_older_version_resumes_with_its_columns_and_an_unknown_cpu_time(tmp_path):
+def test_a_run_killed_by_an_older_version_resumes_with_its_columns_and_an_unknown_cpu_time(tmp_path,
+                                                                                           written_before_cpu_time):
     """Pretrainings started before `cpu_time` was kept (a grid part-way) must resume: no new column, CPU time NaN."""
     with pytest.raises(Killed):
         run_epochs(_state(tmp_path), 4, _busy_epochs(kill_at=2), log_dir=tmp_path, checkpoint_every=1, desc="t",
                    quiet=True, tensorboard=False)
-    rows = read_metrics(tmp_path)
-    old_columns = [k for k in rows[0] if k != "cpu_time"]
-    with open(tmp_path / "metrics.csv", "w", newline="") as f:  # as the older version wrote them
-        w = csv.DictWriter(f, fieldnames=old_columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    meta_path = tmp_path / "ckpt" / "last.json"
-    record = json.loads(meta_path.read_text())
-    del record["meta"]["cpu_time"]
-    meta_path.write_text(json.dumps(record))
+    old_columns = written_before_cpu_time(tmp_path, tmp_path / "ckpt" / "last.json")
     run_epochs(_state(tmp_path), 4, _busy_epochs(), log_dir=tmp_path, checkpoint_every=1, desc="t", quiet=True,
                tensorboard=False)
     rows = read_metrics(tmp_path)
